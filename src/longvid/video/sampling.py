@@ -1,0 +1,492 @@
+"""Exact and fast frame sampling with PyAV.
+
+How the exact path decodes (a *plan* over the frame index, no pixels read to make it):
+targets are visited in order; reaching target ``t`` costs either ``t - pos`` frames by
+decoding forward from the last decoded frame ``pos``, or ``t - k(t)`` frames plus a seek,
+where ``k(t)`` is the keyframe before ``t``. The cheaper one is taken. Sparse targets thus
+become seek-and-decode-forward, dense ones (or long GOPs) one sequential pass, and mixes
+get both. Once every packet a segment needs has gone into the decoder, the decoder is
+drained instead of fed further, so no frame past the last target is decoded.
+
+The fast path moves each target to the nearest keyframe within a tolerance (a keyframe
+decodes alone) and then runs the same exact machinery on the moved targets.
+
+Frames come out as uint8 RGB, resized by swscale during conversion when asked, written
+into one preallocated array: the decoded video is never held in memory.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from longvid.errors import (
+    DecodeError,
+    DecodeWarning,
+    FrameRangeError,
+    FrameRangeWarning,
+    InvalidRequestError,
+)
+from longvid.video.container import FrameIndex, VideoInfo, frame_index, open_container, probe
+
+# A seek (flush, demuxer jump, decoder restart) costs about as much as decoding this many
+# frames at 360p; measured with bench/sampling.py. Only matters where plans are close.
+SEEK_COST_FRAMES = 6
+
+Size = int | tuple[int, int] | None
+
+
+@dataclass
+class DecodeStats:
+    """What the decode cost: packets fed to the decoder, seeks, and the plan chosen."""
+
+    packets_decoded: int = 0
+    frames_decoded: int = 0
+    seeks: int = 0
+    segments: int = 0
+    decode_errors: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Frames:
+    """Sampled frames: ``array`` (N, H, W, 3) uint8 RGB, with each frame's index in the
+    video's presentation order and its timestamp in seconds from the first frame."""
+
+    array: np.ndarray
+    indices: np.ndarray  # (N,) int64
+    timestamps: np.ndarray  # (N,) float64 seconds
+    info: VideoInfo
+    skipped: tuple[int, ...] = ()  # requested frames that could not be decoded
+    stats: DecodeStats = field(default_factory=DecodeStats)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def save_npz(self, path: str | Path) -> None:
+        np.savez(path, frames=self.array, indices=self.indices, timestamps=self.timestamps)
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def uniform_indices(count: int, n: int) -> np.ndarray:
+    """``n`` indices spread over ``count`` frames, first to last (``linspace(...).round()``)."""
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    return np.linspace(0, count - 1, n).round().astype(np.int64)
+
+
+def select_indices(
+    index: FrameIndex,
+    path: str | Path,
+    *,
+    n: int | None = None,
+    indices: Sequence[int] | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    timestamps: Sequence[float] | None = None,
+    strict: bool = False,
+) -> np.ndarray:
+    """Frame indices for exactly one of the request kinds (in request order)."""
+    given = [k for k, v in {"n": n, "indices": indices, "fps": fps, "timestamps": timestamps}.items() if v is not None]
+    if len(given) != 1:
+        raise InvalidRequestError(f"give exactly one of n, indices, fps, timestamps (got {given or 'none'})")
+    count = len(index)
+
+    if n is not None:
+        if n < 1:
+            raise InvalidRequestError(f"number of frames must be >= 1 (got {n})")
+        if n > count:
+            _too_many(path, f"{n} frames requested but the video has {count}", strict)
+            n = count
+        return uniform_indices(count, n)
+
+    if indices is not None:
+        out = np.asarray(list(indices), dtype=np.int64)
+        if out.size == 0:
+            raise InvalidRequestError("no frame indices given")
+        bad = out[(out < 0) | (out >= count)]
+        if bad.size:
+            raise FrameRangeError(path, f"frame index {int(bad[0])} out of range (video has {count} frames: 0..{count - 1})")
+        return out
+
+    if fps is not None:
+        if fps <= 0:
+            raise InvalidRequestError(f"fps must be > 0 (got {fps})")
+        times = np.arange(0.0, index.duration - 1e-9, 1.0 / fps)
+        out = np.unique(index.frame_at(times))  # a rate above the video's repeats nothing
+        if max_frames is not None:
+            if max_frames < 1:
+                raise InvalidRequestError(f"max_frames must be >= 1 (got {max_frames})")
+            if len(out) > max_frames:
+                out = out[uniform_indices(len(out), max_frames)]
+        return out
+
+    times = np.asarray(list(timestamps), dtype=np.float64)
+    if times.size == 0:
+        raise InvalidRequestError("no timestamps given")
+    if (times < 0).any():
+        raise InvalidRequestError(f"timestamps must be >= 0 (got {times.min()})")
+    late = times[times >= index.duration]
+    if late.size:
+        _too_many(path, f"timestamp {late.max():.3f}s is past the end ({index.duration:.3f}s)", strict)
+    return index.frame_at(np.minimum(times, index.duration))
+
+
+def _too_many(path, message: str, strict: bool) -> None:
+    if strict:
+        raise FrameRangeError(path, message)
+    warnings.warn(f"{path}: {message}; clamped to the video", FrameRangeWarning, stacklevel=4)
+
+
+def snap_to_keyframes(index: FrameIndex, targets: np.ndarray, tolerance: float | None) -> np.ndarray:
+    """Move each target to its nearest keyframe when one is within ``tolerance`` seconds
+    (default: half the median gap between targets, so neighbours stay apart)."""
+    if len(index.keyframes) == 0:
+        return targets
+    if tolerance is None:
+        gaps = np.diff(index.times(np.unique(targets)))
+        tolerance = float(np.median(gaps)) / 2 if gaps.size else index.duration
+    before = index.keyframe_before(targets)
+    after = index.keyframe_after(targets)
+    t = index.times(targets)
+    d_before = np.where(before >= 0, t - index.times(np.maximum(before, 0)), np.inf)
+    d_after = np.where(after >= 0, index.times(np.maximum(after, 0)) - t, np.inf)
+    nearest = np.where(d_before <= d_after, before, after)
+    ok = np.minimum(d_before, d_after) <= tolerance + 1e-9
+    return np.where(ok, nearest, targets)
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass
+class Segment:
+    """Decode forward from ``start`` (a keyframe index, or -1 for the file's beginning)
+    through every target in ``targets`` (sorted)."""
+
+    start: int
+    targets: list[int]
+
+
+def plan_segments(index: FrameIndex, targets: np.ndarray, seek_cost: int = SEEK_COST_FRAMES) -> list[Segment]:
+    """Greedy plan over sorted unique targets: continue forward or seek, whichever costs less."""
+    keys = index.keyframe_before(targets)
+    segments: list[Segment] = []
+    pos = None
+    for t, k in zip(targets.tolist(), keys.tolist(), strict=True):
+        if pos is not None and (t - pos) <= (t - max(k, 0)) + seek_cost:
+            segments[-1].targets.append(t)
+        else:
+            segments.append(Segment(start=k, targets=[t]))
+        pos = t
+    return segments
+
+
+def minimum_decodes(index: FrameIndex, targets: np.ndarray) -> int:
+    """Frames any exact method must decode: from each target's keyframe through the last
+    target sharing that keyframe."""
+    targets = np.unique(targets)
+    keys = np.maximum(index.keyframe_before(targets), 0)
+    total = 0
+    for k in np.unique(keys):
+        total += int(targets[keys == k].max() - k + 1)
+    return total
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+def _target_size(width: int, height: int, size: Size) -> tuple[int, int]:
+    if size is None:
+        return width, height
+    if isinstance(size, int):
+        if size < 1:
+            raise InvalidRequestError(f"size must be >= 1 (got {size})")
+        scale = size / min(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    w, h = size
+    if w < 1 or h < 1:
+        raise InvalidRequestError(f"size must be positive (got {w}x{h})")
+    return int(w), int(h)
+
+
+class _Decoder:
+    """Runs a plan on one open container, yielding (frame index, RGB array) in index order."""
+
+    def __init__(self, path, index: FrameIndex, out_size: tuple[int, int], threads: bool) -> None:
+        self.path = path
+        self.index = index
+        self.container = open_container(path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO" if threads else "SLICE"
+        self.codec = self.stream.codec_context
+        self.out_w, self.out_h = out_size
+        self.stats = DecodeStats()
+        self.bad: set[int] = set()  # frames known to be wrong (their GOP lost a packet)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return frame.to_ndarray(
+            format="rgb24", width=self.out_w, height=self.out_h, interpolation="AREA"
+        )
+
+    def _taint_gop(self, pts: int | None) -> None:
+        """A packet failed: every frame of its GOP (and, for a keyframe, of the GOP before,
+        whose open-GOP leading frames may reference it) is unreliable."""
+        self.stats.decode_errors += 1
+        keys = self.index.keyframes
+        if pts is None:
+            return
+        i = int(np.searchsorted(self.index.pts, pts))
+        pos = int(np.searchsorted(keys, i, side="right")) - 1
+        lo_pos = pos - 1 if pos >= 0 and keys[pos] == i else pos
+        lo = int(keys[lo_pos]) if lo_pos >= 0 else 0
+        hi = int(keys[pos + 1]) if pos + 1 < len(keys) else len(self.index)
+        self.bad.update(range(lo, hi))
+
+    def run_segment(self, seg: Segment) -> Iterator[tuple[int, np.ndarray]]:
+        pending = set(seg.targets)
+        start = seg.start
+        for _attempt in range(3):
+            self.stats.segments += 1
+            self._seek(start)
+            first = min(pending)
+            lowest_seen = None
+            need_pts = {int(self.index.pts[t]) for t in pending}
+            for idx, frame in self._frames_from(need_pts):
+                lowest_seen = idx if lowest_seen is None else min(lowest_seen, idx)
+                if idx in pending:
+                    pending.discard(idx)
+                    if not (frame.is_corrupt or idx in self.bad):
+                        yield idx, self._rgb(frame)
+                    if not pending:
+                        return
+            overshot = first in pending and lowest_seen is not None and lowest_seen > first
+            if not overshot or start <= 0:
+                return
+            # The seek landed after the first target (the container's own index disagrees
+            # with ours): step back one keyframe, and at last to the beginning.
+            earlier = int(self.index.keyframe_before(np.array([start - 1]))[0])
+            start = earlier if 0 <= earlier < start else -1
+
+    def _seek(self, start: int) -> None:
+        target = 0 if start <= 0 else int(self.index.pts[start])
+        self.container.seek(target, stream=self.stream, backward=True)
+        self.stats.seeks += 1
+
+    def _frames_from(self, need_pts: set[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode forward from the current position; stop feeding once all ``need_pts``
+        packets are in, then drain the decoder."""
+        for packet in self.container.demux(self.stream):
+            last = packet.size == 0
+            try:
+                frames = self.codec.decode(None if last else packet)
+                if not last:
+                    self.stats.packets_decoded += 1
+            except av.FFmpegError:
+                self._taint_gop(packet.pts)
+                frames = []
+            for frame in frames:
+                self.stats.frames_decoded += 1
+                idx = self.index.lookup(frame.pts) if frame.pts is not None else -1
+                if idx >= 0:
+                    yield idx, frame
+            if last:
+                return
+            need_pts.discard(packet.pts)
+            if not need_pts:
+                try:
+                    frames = self.codec.decode(None)
+                except av.FFmpegError:
+                    frames = []
+                for frame in frames:
+                    self.stats.frames_decoded += 1
+                    idx = self.index.lookup(frame.pts) if frame.pts is not None else -1
+                    if idx >= 0:
+                        yield idx, frame
+                return
+
+
+class FrameReader:
+    """Sampling from one video file. Cheap to create; the frame index is cached per file.
+
+    >>> reader = FrameReader("talk.mp4")
+    >>> frames = reader.sample(n=64, size=384)          # exact, resized on decode
+    >>> for chunk in reader.iter_chunks(n=256, chunk=32): ...
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.index = frame_index(self.path)
+        self.info = probe(self.path, exact=True)
+        if self.index.header_frames > len(self.index):
+            warnings.warn(
+                f"{self.path}: container lists {self.index.header_frames} frames but only "
+                f"{len(self.index)} are readable (truncated file?)",
+                DecodeWarning,
+                stacklevel=2,
+            )
+
+    # ---- requests
+
+    def targets(self, **request) -> np.ndarray:
+        """Frame indices for a request (``n``, ``indices``, ``fps``+``max_frames``, or
+        ``timestamps``), in request order; see ``select_indices``."""
+        return select_indices(self.index, self.path, **request)
+
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        indices: Sequence[int] | None = None,
+        fps: float | None = None,
+        max_frames: int | None = None,
+        timestamps: Sequence[float] | None = None,
+        size: Size = None,
+        fast: bool = False,
+        tolerance: float | None = None,
+        strict: bool = False,
+        threads: bool | None = None,
+        progress: bool = False,
+    ) -> Frames:
+        """Decode the requested frames into one (N, H, W, 3) uint8 array.
+
+        ``size``: ``(W, H)`` exactly, or an int for the shorter side (aspect kept).
+        ``fast``: allow each frame to be replaced by the nearest keyframe within
+        ``tolerance`` seconds (default: half the gap between requested frames); the
+        returned ``indices`` say which frames were really used.
+        ``strict``: raise instead of clamping over-long requests or skipping frames that
+        fail to decode. ``threads``: FFmpeg frame threading (default: on for plans that
+        are mostly sequential, where it helps; off for seek-heavy ones, where it does not).
+        """
+        requested = self.targets(
+            n=n, indices=indices, fps=fps, max_frames=max_frames, timestamps=timestamps, strict=strict
+        )
+        sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
+        unique = np.unique(sources)
+        out_w, out_h = _target_size(self.info.width, self.info.height, size)
+        array = np.empty((len(unique), out_h, out_w, 3), dtype=np.uint8)
+        got = np.zeros(len(unique), dtype=bool)
+        stats = DecodeStats()
+        bar = _progress(progress, len(unique), self.path.name)
+        for idx, rgb in self._decode(unique, (out_w, out_h), threads, stats):
+            j = int(np.searchsorted(unique, idx))
+            array[j] = rgb
+            got[j] = True
+            bar.update(1)
+        bar.close()
+        # Put frames back in request order (repeats copy); drop frames that failed.
+        order = np.searchsorted(unique, sources)
+        keep = got[order]
+        skipped = tuple(sorted({int(i) for i in requested[~keep]}))
+        if skipped:
+            self._report_skipped(skipped, strict)
+        order = order[keep]
+        frames_array = array if (len(order) == len(unique) and (order == np.arange(len(unique))).all()) else array[order]
+        indices_out = unique[order]
+        return Frames(
+            array=frames_array,
+            indices=indices_out,
+            timestamps=self.index.times(indices_out),
+            info=self.info,
+            skipped=skipped,
+            stats=stats,
+        )
+
+    def iter_chunks(
+        self,
+        n: int | None = None,
+        *,
+        chunk: int = 16,
+        size: Size = None,
+        fast: bool = False,
+        tolerance: float | None = None,
+        strict: bool = False,
+        threads: bool | None = None,
+        **request,
+    ) -> Iterator[Frames]:
+        """Stream the requested frames (sorted by index, repeats dropped) as ``Frames`` of
+        at most ``chunk`` frames, so a consumer can encode while decoding continues."""
+        if chunk < 1:
+            raise InvalidRequestError(f"chunk must be >= 1 (got {chunk})")
+        requested = self.targets(n=n, strict=strict, **request)
+        sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
+        unique = np.unique(sources)
+        out_w, out_h = _target_size(self.info.width, self.info.height, size)
+        stats = DecodeStats()
+        buf = np.empty((chunk, out_h, out_w, 3), dtype=np.uint8)
+        buf_idx: list[int] = []
+        produced: set[int] = set()
+        for idx, rgb in self._decode(unique, (out_w, out_h), threads, stats):
+            buf[len(buf_idx)] = rgb
+            buf_idx.append(idx)
+            produced.add(idx)
+            if len(buf_idx) == chunk:
+                yield self._chunk(buf, buf_idx, stats)
+                buf_idx = []
+        missing = tuple(int(i) for i in unique if int(i) not in produced)
+        if missing:
+            self._report_skipped(missing, strict)
+        if buf_idx:
+            yield self._chunk(buf, buf_idx, stats, skipped=missing)
+
+    def _chunk(self, buf: np.ndarray, idx: list[int], stats: DecodeStats, skipped=()) -> Frames:
+        indices = np.asarray(idx, dtype=np.int64)
+        return Frames(
+            array=buf[: len(idx)].copy(),
+            indices=indices,
+            timestamps=self.index.times(indices),
+            info=self.info,
+            skipped=tuple(skipped),
+            stats=stats,
+        )
+
+    def _report_skipped(self, skipped: Sequence[int], strict: bool) -> None:
+        shown = ", ".join(str(i) for i in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        message = f"{len(skipped)} requested frame(s) could not be decoded: {shown}"
+        if strict:
+            raise DecodeError(self.path, message)
+        warnings.warn(f"{self.path}: {message}; left out", DecodeWarning, stacklevel=3)
+
+    def _decode(
+        self, unique: np.ndarray, out_size: tuple[int, int], threads: bool | None, stats: DecodeStats
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        segments = plan_segments(self.index, unique)
+        if threads is None:
+            # Frame threading pays only on long forward runs; each seek flushes its pipeline.
+            threads = len(segments) <= max(1, len(unique) // 16)
+        decoder = _Decoder(self.path, self.index, out_size, threads)
+        try:
+            for seg in segments:
+                yield from decoder.run_segment(seg)
+        finally:
+            decoder.close()
+            for k, v in decoder.stats.to_dict().items():
+                setattr(stats, k, v)
+
+
+def _progress(enabled: bool, total: int, name: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"decode {name}", unit="frame", disable=not enabled, leave=False)
+
+
+def sample_frames(path: str | Path, n: int | None = None, **kwargs) -> Frames:
+    """``FrameReader(path).sample(n, **kwargs)``: the one-call way to read frames."""
+    return FrameReader(path).sample(n, **kwargs)
+
+
+def iter_frames(path: str | Path, n: int | None = None, **kwargs) -> Iterator[Frames]:
+    """``FrameReader(path).iter_chunks(n, **kwargs)``: stream frames in chunks."""
+    return FrameReader(path).iter_chunks(n, **kwargs)
