@@ -40,9 +40,10 @@ def open_container(path: str | Path) -> av.container.InputContainer:
     except (av.FFmpegError, UnicodeDecodeError) as e:
         raise NotAVideoError(p, f"not a readable video ({_ffmpeg_reason(e)})") from e
     if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds = sorted({s.type for s in container.streams})
         container.close()
-        raise NoVideoStreamError(p, f"no video stream (streams: {', '.join(kinds)})")
+        found = f"streams: {', '.join(kinds)}" if kinds else "the file holds no streams"
+        raise NoVideoStreamError(p, f"no video stream ({found})")
     return container
 
 

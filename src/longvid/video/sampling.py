@@ -115,7 +115,9 @@ def select_indices(
             raise InvalidRequestError("no frame indices given")
         bad = out[(out < 0) | (out >= count)]
         if bad.size:
-            raise FrameRangeError(path, f"frame index {int(bad[0])} out of range (video has {count} frames: 0..{count - 1})")
+            raise FrameRangeError(
+                path, f"frame index {int(bad[0])} out of range (video has {count} frames: 0..{count - 1})"
+            )
         return out
 
     if fps is not None:
@@ -237,9 +239,7 @@ class _Decoder:
         self.container.close()
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        return frame.to_ndarray(
-            format="rgb24", width=self.out_w, height=self.out_h, interpolation="AREA"
-        )
+        return frame.to_ndarray(format="rgb24", width=self.out_w, height=self.out_h, interpolation="AREA")
 
     def _taint_gop(self, pts: int | None) -> None:
         """A packet failed: every frame of its GOP (and, for a keyframe, of the GOP before,
@@ -393,7 +393,9 @@ class FrameReader:
         if skipped:
             self._report_skipped(skipped, strict)
         order = order[keep]
-        frames_array = array if (len(order) == len(unique) and (order == np.arange(len(unique))).all()) else array[order]
+        # The usual request (sorted, no repeats, nothing skipped) needs no copy.
+        in_place = len(order) == len(unique) and bool((order == np.arange(len(unique))).all())
+        frames_array = array if in_place else array[order]
         indices_out = unique[order]
         return Frames(
             array=frames_array,

