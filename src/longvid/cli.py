@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from longvid.errors import InvalidRequestError, LongvidError
@@ -188,22 +187,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; longvid errors become one line on stderr and exit code 2."""
+    """Entry point: run the app; longvid errors become one line on stderr and exit code 2.
+
+    Typer handles usage errors itself (message, exit code 2); anything longvid raises on
+    purpose is a ``LongvidError`` and is printed here without a traceback.
+    """
     warnings.showwarning = _show_warning
     try:
-        result = app(args=argv, prog_name="longvid", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Abort:
-        print("longvid: aborted", file=sys.stderr)
+        app(args=argv, prog_name="longvid")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        print("longvid: interrupted", file=sys.stderr)
         return 130
     except LongvidError as e:
         print(f"longvid: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":
