@@ -56,3 +56,11 @@ class FrameRangeWarning(UserWarning):
 
 class DecodeWarning(UserWarning):
     """Some requested frames could not be decoded and were left out."""
+
+
+class UnsupportedModelError(LongvidError):
+    """The checkpoint's model type has no longvid adapter."""
+
+
+class ModelLoadError(LongvidError):
+    """A checkpoint could not be read (missing folder, files or weights)."""

@@ -1,0 +1,116 @@
+"""Position ids for sequences of text and visual spans (pure functions, no model classes).
+
+A prompt is a list of spans: ``TextSpan(n)`` and ``VisualSpan(grids, ...)``; a visual span is
+a video as its temporal steps, each an (h, w) grid of tokens (pooling may make the grids
+differ), plus ``extra`` trailing tokens (LLaVA-OneVision's newline).
+
+- ``positions_1d``: one position per token. Standard: 0, 1, 2, ... With ``visual_scale`` s
+  (``visual-pi``), each visual token advances 1/s, so a video of N tokens occupies N/s
+  positions; text resumes one step after the video's last position.
+- ``mrope_positions``: Qwen2-VL / Qwen2.5-VL's (3, L) ids (temporal, height, width). Text has
+  all three equal; a video token at step t, row i, column j of its grid gets
+  (p + floor(t·interval)/s, p + i', p + j'), where i', j' are the row/column in the unpooled grid's
+  units (a stride-2 grid's rows sit at 0.5, 2.5, ...), so every frame covers the same area.
+  Text after a video starts at the video's largest position + 1. (transformers 5.23 restarts
+  it at p + max(h, w), which overlaps the temporal positions of long videos, and its
+  generate() then continues from max + 1, so its prefill and decode disagree.)
+
+Decoding continues from ``next_position`` in both layouts, so prefill-then-decode and one
+long prefill give the same positions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    length: int
+
+
+@dataclass(frozen=True)
+class VisualSpan:
+    """A video's tokens: per temporal step an (h, w) grid and the pooling stride that made
+    it (1 = unpooled), then ``extra`` tokens that belong to no grid cell."""
+
+    grids: tuple[tuple[int, int], ...]
+    strides: tuple[float, ...] | None = None
+    extra: int = 0
+
+    @property
+    def length(self) -> int:
+        return sum(h * w for h, w in self.grids) + self.extra
+
+
+Span = TextSpan | VisualSpan
+
+
+def sequence_length(spans: list[Span]) -> int:
+    return sum(s.length for s in spans)
+
+
+def visual_token_count(spans: list[Span]) -> int:
+    return sum(s.length for s in spans if isinstance(s, VisualSpan))
+
+
+def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0) -> torch.Tensor:
+    """(L,) positions; int64 when every step is whole, float32 otherwise."""
+    out: list[torch.Tensor] = []
+    pos = float(start)
+    for span in spans:
+        step = 1.0 / visual_scale if isinstance(span, VisualSpan) else 1.0
+        if span.length == 0:
+            continue
+        out.append(pos + step * torch.arange(span.length, dtype=torch.float64))
+        pos = float(out[-1][-1]) + 1.0
+    ids = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+    return _as_ids(ids)
+
+
+def mrope_positions(
+    spans: list[Span], temporal_scale: float = 1.0, time_interval: float = 1.0, start: float = 0
+) -> torch.Tensor:
+    """(3, L) M-RoPE positions (temporal, height, width); int64 when whole, else float32."""
+    out: list[torch.Tensor] = []
+    pos = float(start)
+    for span in spans:
+        if span.length == 0:
+            continue
+        if isinstance(span, TextSpan):
+            ids = pos + torch.arange(span.length, dtype=torch.float64)
+            out.append(ids.expand(3, -1))
+            pos = float(ids[-1]) + 1.0
+            continue
+        strides = span.strides or (1.0,) * len(span.grids)
+        blocks = []
+        for t, ((h, w), stride) in enumerate(zip(span.grids, strides, strict=True)):
+            # cell centres in unpooled units: stride 1 -> 0, 1, 2; stride 2 -> 0.5, 2.5, ...
+            rows = (torch.arange(h, dtype=torch.float64) + 0.5) * stride - 0.5
+            cols = (torch.arange(w, dtype=torch.float64) + 0.5) * stride - 0.5
+            grid_r, grid_c = torch.meshgrid(rows, cols, indexing="ij")
+            # floor(t * interval) as Qwen2.5-VL quantises it, then the visual-pi compression
+            temporal = torch.full((h * w,), math.floor(t * time_interval) / temporal_scale, dtype=torch.float64)
+            blocks.append(torch.stack([temporal, grid_r.reshape(-1), grid_c.reshape(-1)]) + pos)
+        if span.extra:
+            last = max(float(b.max()) for b in blocks) if blocks else pos - 1
+            blocks.append((last + 1 + torch.arange(span.extra, dtype=torch.float64)).expand(3, -1))
+        ids = torch.cat(blocks, dim=1)
+        out.append(ids)
+        pos = float(ids.max()) + 1.0
+    ids = torch.cat(out, dim=1) if out else torch.zeros(3, 0, dtype=torch.float64)
+    return _as_ids(ids)
+
+
+def next_position(position_ids: torch.Tensor) -> float:
+    """Where the next token goes: one past the largest position so far."""
+    return float(position_ids.max()) + 1.0
+
+
+def _as_ids(ids: torch.Tensor) -> torch.Tensor:
+    if torch.all(ids == ids.round()):
+        return ids.round().to(torch.int64)
+    return ids.to(torch.float32)

@@ -1,0 +1,511 @@
+"""The one inference path every family shares; adapters only map their model onto it.
+
+``VideoLLM.ask`` runs: sample frames (streaming, resized on decode) → encode each chunk of
+frames with the family's vision tower and projector → pool each chunk as it comes (the
+schedule decides each frame's stride) → lay out text and visual tokens → choose positions
+and RoPE frequencies for the extension mode → prefill the language model in chunks,
+computing logits for the last position only → greedy decoding with positions that continue
+exactly where the prefill's stopped.
+
+A family adapter (one file in ``longvid.models``) supplies: frame size and pixel tensors,
+``encode`` (pixels → (steps, h, w, c) grids in the language model's space), the prompt
+around the video, extra visual tokens, and which position layout it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.extend.pooling import Schedule, pool_frames, progressive, uniform
+from longvid.extend.positions import (
+    Span,
+    TextSpan,
+    VisualSpan,
+    mrope_positions,
+    next_position,
+    positions_1d,
+    sequence_length,
+)
+from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
+from longvid.memory import PeakMemory
+from longvid.video import FrameReader, Frames
+
+
+@dataclass
+class Report:
+    """What one ``ask`` did: frames, tokens, the extension applied, memory and time."""
+
+    model: str
+    family: str
+    frames: int
+    frame_indices: list[int]
+    timestamps: list[float]
+    visual_tokens_before_pooling: int
+    visual_tokens: int
+    tokens_per_frame: list[float]
+    prompt_tokens: int
+    visual_window: int
+    language_window: int
+    extend: str
+    scale: float
+    pooling: str
+    peak_memory_bytes: int
+    memory_device: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    generated_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    text: str
+    report: Report
+    token_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = self.report.to_dict()
+        d["answer"] = self.text
+        # short aliases users and scripts look for first
+        d["visual_tokens"] = self.report.visual_tokens
+        return d
+
+
+@dataclass
+class VisualTokens:
+    """A video encoded and pooled: the embeddings in the language model's space, the grid of
+    each temporal step and the stride that made it."""
+
+    embeds: torch.Tensor  # (N, d)
+    grids: list[tuple[int, int]]
+    strides: list[int]
+    extra: int
+    tokens_before_pooling: int
+    frames: Frames
+    native_grid: tuple[int, int]  # (h, w) of one temporal step before pooling
+
+
+class FamilyAdapter(ABC):
+    """One model family. Subclasses stay small: they map, the shared code runs."""
+
+    model_types: ClassVar[tuple[str, ...]] = ()
+    pooling_op: ClassVar[str] = "bilinear"
+    frames_per_step: ClassVar[int] = 1  # frames merged into one temporal step (Qwen2-VL: 2)
+    position_layout: ClassVar[str] = "1d"  # "1d" or "mrope"
+    trained_frames: ClassVar[int] = 32  # frames per video the released checkpoints saw
+
+    def __init__(self, model, tokenizer, preprocess: dict, name: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.name = name
+        self.config = model.config
+        self.text_config = model.config.text_config
+        self.chat_template: str | None = None  # the checkpoint's, when it ships one
+
+    # ---- what each family supplies
+
+    @abstractmethod
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """(W, H) frames are resized to while decoding."""
+
+    @abstractmethod
+    def pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (t, H, W, 3) frames → the vision tower's input."""
+
+    @abstractmethod
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Vision tower + projector: → (steps, h, w, d) in the language model's space."""
+
+    @abstractmethod
+    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the video."""
+
+    def default_pooling(self) -> Schedule:
+        return uniform(1)
+
+    def extra_visual_tokens(self) -> torch.Tensor | None:
+        """Tokens appended after the video's grid tokens (LLaVA-OneVision's newline)."""
+        return None
+
+    def time_interval(self) -> float:
+        """M-RoPE temporal step between consecutive temporal steps (Qwen2.5-VL scales it)."""
+        return 1.0
+
+    # ---- shared helpers
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def head_dim(self) -> int:
+        tc = self.text_config
+        return getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+
+    def rope_base(self) -> float:
+        return float(self.text_config.rope_parameters["rope_theta"])
+
+    def language_window(self) -> int:
+        return int(self.text_config.max_position_embeddings)
+
+    def native_tokens_per_frame(self, grid_h: int, grid_w: int) -> float:
+        """Tokens per frame with the family's own pooling (what W_v is measured in)."""
+        schedule = self.default_pooling()
+        return schedule.expected_tokens(1, grid_h, grid_w) / self.frames_per_step
+
+    def eos_ids(self) -> set[int]:
+        ids = set()
+        for source in (self.tokenizer.eos_token_id, getattr(self.text_config, "eos_token_id", None)):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, list):
+                ids.update(source)
+        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
+            ids.add(im_end)
+        return ids
+
+
+def parse_pooling(
+    pooling: str | Schedule | None, adapter: FamilyAdapter, group: int, high: int | None, low: int | None, anchors: str
+) -> Schedule:
+    """'uniform' (the family's own stride), 'progressive', or a Schedule."""
+    if isinstance(pooling, Schedule):
+        return pooling
+    native = adapter.default_pooling()
+    if pooling in (None, "uniform"):
+        return uniform(native.stride) if high is None else uniform(high)
+    if pooling == "progressive":
+        hi = high if high is not None else native.stride
+        lo = low if low is not None else 2 * hi
+        return progressive(group=group, high=hi, low=lo, anchors=anchors)
+    raise InvalidRequestError(f"unknown pooling {pooling!r}; choose uniform or progressive")
+
+
+@contextmanager
+def rope_override(rotary: torch.nn.Module, plan: RopePlan) -> Iterator[None]:
+    """Swap the rotary module's frequencies and cos/sin factor for one request."""
+    if plan.inv_freq is None:
+        yield
+        return
+    saved_freq, saved_scaling = rotary.inv_freq, rotary.attention_scaling
+    rotary.inv_freq = plan.inv_freq.to(device=saved_freq.device, dtype=saved_freq.dtype)
+    rotary.attention_scaling = plan.attention_factor
+    try:
+        yield
+    finally:
+        rotary.inv_freq, rotary.attention_scaling = saved_freq, saved_scaling
+
+
+class VideoLLM:
+    """A video LLM with longvid's long-video inference. Create with ``longvid.load``."""
+
+    def __init__(self, adapter: FamilyAdapter, visual_window: int | None = None) -> None:
+        self.adapter = adapter
+        self._visual_window = visual_window
+
+    @property
+    def family(self) -> str:
+        return self.adapter.config.model_type
+
+    def visual_window(self, grid: tuple[int, int] | None = None) -> int:
+        """W_v: frames the checkpoint was trained with × tokens per frame (overridable)."""
+        if self._visual_window is not None:
+            return self._visual_window
+        config_value = getattr(self.adapter.config, "longvid_visual_window", None)
+        if config_value:
+            return int(config_value)
+        if grid is None:
+            raise InvalidRequestError("visual window unknown before the first frame is encoded")
+        return round(self.adapter.trained_frames * self.adapter.native_tokens_per_frame(*grid))
+
+    # ------------------------------------------------------------------ stages
+
+    def encode_video(
+        self,
+        video: str | Path | Frames | np.ndarray,
+        frames: int = 32,
+        pooling: Schedule | None = None,
+        chunk_frames: int = 16,
+        progress: bool = False,
+        timings: dict[str, float] | None = None,
+    ) -> VisualTokens:
+        """Decode, encode and pool a video chunk by chunk: full-resolution features of the
+        whole video never exist at once."""
+        if frames < 1:
+            raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
+        ad = self.adapter
+        schedule = pooling or ad.default_pooling()
+        schedule.reset()
+        step = ad.frames_per_step * schedule.chunk_multiple
+        chunk = max(step, (chunk_frames // step) * step)
+        timings = timings if timings is not None else {}
+        blocks: list[torch.Tensor] = []
+        grids: list[tuple[int, int]] = []
+        strides: list[int] = []
+        before = 0
+        all_frames: list[Frames] = []
+        t_decode = t_encode = 0.0
+        t_prev = time.perf_counter()
+        for frames_chunk in self._frame_chunks(video, frames, chunk, progress):
+            t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
+            all_frames.append(frames_chunk)
+            with torch.inference_mode():
+                grid = ad.encode(ad.pixels(frames_chunk.array))  # (steps, h, w, d)
+                chunk_strides = schedule.strides(grid)
+                pooled = pool_frames(grid, chunk_strides, ad.pooling_op)
+            before += grid.shape[0] * grid.shape[1] * grid.shape[2]
+            for block, s in zip(pooled, chunk_strides, strict=True):
+                grids.append((-(-grid.shape[1] // s), -(-grid.shape[2] // s)))
+                blocks.append(block)
+            strides.extend(chunk_strides)
+            t_decode += t1 - t_prev
+            t_prev = time.perf_counter()
+            t_encode += t_prev - t1
+        extra = ad.extra_visual_tokens()
+        if extra is not None:
+            blocks.append(extra.to(blocks[0].dtype))
+        embeds = torch.cat(blocks, dim=0)
+        merged = _merge_frames(all_frames)
+        timings["decode"] = timings.get("decode", 0.0) + t_decode
+        timings["encode"] = timings.get("encode", 0.0) + t_encode
+        return VisualTokens(
+            embeds=embeds,
+            grids=grids,
+            strides=strides,
+            extra=0 if extra is None else extra.shape[0],
+            tokens_before_pooling=before + (0 if extra is None else extra.shape[0]),
+            frames=merged,
+            native_grid=(int(grid.shape[1]), int(grid.shape[2])),
+        )
+
+    def _frame_chunks(self, video, frames: int, chunk: int, progress: bool) -> Iterator[Frames]:
+        if isinstance(video, Frames):
+            arr = video.array
+            for i in range(0, len(arr), chunk):
+                yield _slice_frames(video, slice(i, i + chunk))
+            return
+        if isinstance(video, np.ndarray):
+            fake = Frames(array=video, indices=np.arange(len(video)), timestamps=np.zeros(len(video)), info=None)
+            for i in range(0, len(video), chunk):
+                yield _slice_frames(fake, slice(i, i + chunk))
+            return
+        reader = FrameReader(video)
+        size = self.adapter.frame_size(reader.info.width, reader.info.height)
+        yield from reader.iter_chunks(n=frames, chunk=chunk, size=size, threads=None)
+
+    def prompt(self, question: str, visual: VisualTokens) -> tuple[torch.Tensor, list[Span]]:
+        """Embeddings of text + video + text, and the spans that describe their layout."""
+        ad = self.adapter
+        prefix, suffix = ad.prompt_ids(question)
+        embed = ad.language_model.get_input_embeddings()
+        dev = ad.device
+        with torch.inference_mode():
+            pre = embed(torch.tensor([prefix], device=dev))[0]
+            suf = embed(torch.tensor([suffix], device=dev))[0]
+        embeds = torch.cat([pre, visual.embeds.to(dev, pre.dtype), suf], dim=0)
+        spans: list[Span] = [
+            TextSpan(len(prefix)),
+            VisualSpan(tuple(visual.grids), tuple(float(s) for s in visual.strides), visual.extra),
+            TextSpan(len(suffix)),
+        ]
+        return embeds, spans
+
+    def positions(self, spans: list[Span], plan: RopePlan) -> torch.Tensor:
+        """Position ids for the layout: (L,) or (3, L) for M-RoPE."""
+        if self.adapter.position_layout == "mrope":
+            return mrope_positions(
+                spans, temporal_scale=plan.position_scale, time_interval=self.adapter.time_interval()
+            )
+        return positions_1d(spans, visual_scale=plan.position_scale)
+
+    def plan(self, mode: str, spans: list[Span], visual_window: int) -> RopePlan:
+        visual = sum(s.length for s in spans if isinstance(s, VisualSpan))
+        return plan_rope(
+            mode,
+            head_dim=self.adapter.head_dim(),
+            base=self.adapter.rope_base(),
+            visual_tokens=visual,
+            total_tokens=sequence_length(spans),
+            visual_window=visual_window,
+            language_window=self.adapter.language_window(),
+        )
+
+    def _forward(self, embeds: torch.Tensor, positions: torch.Tensor, cache, logits_for: str = "last") -> torch.Tensor:
+        """One pass of the language model over ``embeds`` (L, d) at ``positions``."""
+        ad = self.adapter
+        pos = positions.to(ad.device)
+        pos = pos[:, None, :] if pos.ndim == 2 else pos[None, :]
+        out = ad.language_model(inputs_embeds=embeds[None], position_ids=pos, past_key_values=cache, use_cache=True)
+        hidden = out.last_hidden_state[0]
+        if logits_for == "last":
+            hidden = hidden[-1:]
+        return ad.model.lm_head(hidden)
+
+    def prefill(
+        self, embeds: torch.Tensor, positions: torch.Tensor, plan: RopePlan, chunk: int = 2048, all_logits: bool = False
+    ):
+        """Run the prompt through the language model in chunks of ``chunk`` tokens, filling
+        the KV cache; logits for the last position only (or all, for tests)."""
+        from transformers import DynamicCache
+
+        ad = self.adapter
+        cache = DynamicCache(config=ad.text_config)
+        length = embeds.shape[0]
+        outs = []
+        with torch.inference_mode(), rope_override(ad.language_model.rotary_emb, plan):
+            for start in range(0, length, chunk):
+                end = min(length, start + chunk)
+                logits = self._forward(
+                    embeds[start:end], positions[..., start:end], cache, "all" if all_logits else "last"
+                )
+                if all_logits or end == length:
+                    outs.append(logits)
+        return torch.cat(outs, dim=0), cache
+
+    def decode(
+        self, first_logits: torch.Tensor, cache, positions: torch.Tensor, plan: RopePlan, max_new_tokens: int
+    ) -> list[int]:
+        """Greedy decoding from the prefill's last logits; each new token is placed one
+        past the largest position so far."""
+        ad = self.adapter
+        eos = ad.eos_ids()
+        embed = ad.language_model.get_input_embeddings()
+        pos = next_position(positions)
+        layout_3d = positions.ndim == 2
+        tokens: list[int] = []
+        logits = first_logits[-1]
+        with torch.inference_mode(), rope_override(ad.language_model.rotary_emb, plan):
+            for _ in range(max_new_tokens):
+                token = int(logits.argmax())
+                if token in eos:
+                    break
+                tokens.append(token)
+                e = embed(torch.tensor([token], device=ad.device))
+                p = torch.tensor([pos], dtype=positions.dtype)
+                p = p.expand(3, 1) if layout_3d else p
+                logits = self._forward(e, p, cache)[-1]
+                pos += 1.0
+        return tokens
+
+    # ------------------------------------------------------------------ public
+
+    def ask(
+        self,
+        video: str | Path | Frames | np.ndarray,
+        question: str,
+        *,
+        frames: int = 32,
+        extend: str = "none",
+        pooling: str | Schedule | None = "uniform",
+        group: int = 4,
+        high: int | None = None,
+        low: int | None = None,
+        anchors: str = "fixed",
+        visual_window: int | None = None,
+        max_new_tokens: int = 32,
+        chunk_frames: int = 16,
+        prefill_chunk: int = 2048,
+        progress: bool = False,
+    ) -> Answer:
+        """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
+
+        ``extend``: none | linear | ntk | dynamic | yarn | visual-yarn | visual-pi.
+        ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
+        strides ``high``/``low``, ``anchors`` fixed | change).
+        """
+        if extend not in EXTEND_MODES:
+            raise InvalidRequestError(f"unknown extension mode {extend!r}; choose from {', '.join(EXTEND_MODES)}")
+        if max_new_tokens < 1:
+            raise InvalidRequestError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+        schedule = parse_pooling(pooling, self.adapter, group, high, low, anchors)
+        timings: dict[str, float] = {}
+        with PeakMemory(self.adapter.device) as mem:
+            t0 = time.perf_counter()
+            visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings)
+            embeds, spans = self.prompt(question, visual)
+            window = visual_window or self.visual_window(visual.native_grid)
+            plan = self.plan(extend, spans, window)
+            positions = self.positions(spans, plan)
+            t1 = time.perf_counter()
+            logits, cache = self.prefill(embeds, positions, plan, chunk=prefill_chunk)
+            t2 = time.perf_counter()
+            tokens = self.decode(logits, cache, positions, plan, max_new_tokens)
+            t3 = time.perf_counter()
+        timings.update(prefill=t2 - t1, generate=t3 - t2)
+        timings["total"] = t3 - t0
+        text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        fr = visual.frames
+        per_frame = _tokens_per_frame(visual, self.adapter.frames_per_step)
+        report = Report(
+            model=self.adapter.name,
+            family=self.family,
+            frames=len(fr),
+            frame_indices=[int(i) for i in fr.indices],
+            timestamps=[round(float(t), 3) for t in fr.timestamps],
+            visual_tokens_before_pooling=visual.tokens_before_pooling,
+            visual_tokens=int(visual.embeds.shape[0]),
+            tokens_per_frame=per_frame,
+            prompt_tokens=int(embeds.shape[0]),
+            visual_window=window,
+            language_window=self.adapter.language_window(),
+            extend=extend,
+            scale=round(plan.scale, 4),
+            pooling=_describe(schedule),
+            peak_memory_bytes=mem.peak,
+            memory_device=str(self.adapter.device),
+            seconds={k: round(v, 4) for k, v in timings.items()},
+            generated_tokens=len(tokens),
+        )
+        return Answer(text=text, report=report, token_ids=tokens)
+
+
+def _tokens_per_frame(visual: VisualTokens, frames_per_step: int) -> list[float]:
+    """Tokens each frame contributes (a temporal step of k frames shares its tokens)."""
+    per = [h * w / frames_per_step for h, w in visual.grids for _ in range(frames_per_step)]
+    return [int(v) if v == int(v) else v for v in per[: len(visual.frames)]]
+
+
+def _describe(schedule: Schedule) -> str:
+    if schedule.kind == "uniform":
+        return f"uniform(stride={schedule.stride})"
+    return f"progressive(group={schedule.group}, high={schedule.high}, low={schedule.low}, anchors={schedule.anchors})"
+
+
+def _slice_frames(frames: Frames, sl: slice) -> Frames:
+    return Frames(
+        array=frames.array[sl], indices=frames.indices[sl], timestamps=frames.timestamps[sl], info=frames.info
+    )
+
+
+def _merge_frames(chunks: list[Frames]) -> Frames:
+    """Indices and timestamps of all chunks (pixels are not kept: they are not needed)."""
+    indices = np.concatenate([c.indices for c in chunks])
+    timestamps = np.concatenate([c.timestamps for c in chunks])
+    return Frames(
+        array=np.empty((len(indices), 0, 0, 3), np.uint8), indices=indices, timestamps=timestamps, info=chunks[0].info
+    )
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
