@@ -36,7 +36,7 @@ def pool_grid(grid: torch.Tensor, stride: int, op: str) -> torch.Tensor:
     """Pool one batch of frames (t, h, w, c) by ``stride`` -> (t, ceil(h/s), ceil(w/s), c)."""
     if op not in POOLING_OPS:
         raise InvalidRequestError(f"unknown pooling op {op!r}; choose from {', '.join(POOLING_OPS)}")
-    t, h, w, c = grid.shape
+    h, w = grid.shape[1:3]
     if stride < 1:
         raise InvalidRequestError(f"pooling stride must be >= 1 (got {stride})")
     if stride > min(h, w):
