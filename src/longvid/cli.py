@@ -182,6 +182,96 @@ def synth(
         print(f"  ... {len(scene.events) - 10} more in {out}.json")
 
 
+EXTEND_CHOICES = "none|linear|ntk|dynamic|yarn|visual-yarn|visual-pi"
+
+
+@app.command()
+def ask(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="Question about the video.")],
+    model: Annotated[
+        str | None, typer.Option(help="Checkpoint folder or hub id (default: the bundled testbed).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames to sample uniformly.")] = 32,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_CHOICES}.")] = "none",
+    visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
+    pooling: Annotated[str, typer.Option(help="uniform (the family's own) or progressive.")] = "uniform",
+    group: Annotated[int, typer.Option(help="Progressive pooling: frames per anchor.")] = 4,
+    high: Annotated[int | None, typer.Option(help="Stride of anchor frames (default: the family's).")] = None,
+    low: Annotated[int | None, typer.Option(help="Stride of other frames (default: 2 x high).")] = None,
+    anchors: Annotated[str, typer.Option(help="Progressive anchors: fixed or change.")] = "fixed",
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 32,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a question about a video, with a report of frames, tokens, memory and time."""
+    from longvid.models import load
+
+    _quiet_transformers()
+    llm = load(model, device=device, visual_window=visual_window)
+    answer = llm.ask(
+        video,
+        question,
+        frames=frames,
+        extend=extend,
+        pooling=pooling,
+        group=group,
+        high=high,
+        low=low,
+        anchors=anchors,
+        max_new_tokens=max_new_tokens,
+        progress=sys.stderr.isatty() and not as_json,
+    )
+    if as_json:
+        print(json.dumps(answer.to_dict()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    r = answer.report
+    console = Console()
+    console.print(f"[bold]answer:[/bold] {answer.text}")
+    table = Table(show_header=False, box=None)
+    per_frame = sorted(set(r.tokens_per_frame))
+    rows = [
+        ("model", f"{r.model} ({r.family})"),
+        ("frames", f"{r.frames} (#{r.frame_indices[0]} .. #{r.frame_indices[-1]}, {r.timestamps[-1]:.1f} s)"),
+        ("pooling", f"{r.pooling}; tokens/frame {', '.join(str(v) for v in per_frame)}"),
+        ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
+        ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}"),
+        ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
+        ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
+    ]
+    for k, v in rows:
+        table.add_row(f"[bold]{k}[/bold]", v)
+    console.print(table)
+
+
+@app.command()
+def tiny(
+    family: Annotated[str, typer.Argument(help="llava_onevision, qwen2_vl or qwen2_5_vl.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
+    grid: Annotated[int, typer.Option(help="Patches per frame side.")] = 8,
+    hidden: Annotated[int, typer.Option(help="Language model width.")] = 64,
+    layers: Annotated[int, typer.Option(help="Language model layers.")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a tiny random checkpoint of a supported family (for trying the pipeline offline)."""
+    from longvid.models.tiny import save
+
+    _quiet_transformers()
+    path = save(family, out, grid=grid, hidden=hidden, layers=layers, seed=seed)
+    print(f"wrote a tiny random {family} checkpoint to {path}")
+
+
+def _quiet_transformers() -> None:
+    """transformers' own progress bars and warnings would bury the answer."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"longvid: warning: {message}", file=sys.stderr)
 
