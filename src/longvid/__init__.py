@@ -1,3 +1,12 @@
 """longvid: long-video understanding for video LLMs, training-free, in less memory."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+
+def load(model=None, **kwargs):
+    """Load a supported video LLM checkpoint (folder or hub id); see ``longvid.models.load``."""
+    from longvid.models import load as _load
+
+    return _load(model, **kwargs)
