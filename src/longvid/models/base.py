@@ -267,8 +267,10 @@ class VideoLLM:
         all_frames: list[Frames] = []
         t_decode = t_encode = 0.0
         t_prev = time.perf_counter()
-        for frames_chunk in self._frame_chunks(video, frames, chunk, progress):
+        bar = _bar(progress, frames, "decode+encode", "frame")
+        for frames_chunk in self._frame_chunks(video, frames, chunk):
             t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
+            bar.update(len(frames_chunk))
             all_frames.append(frames_chunk)
             with torch.inference_mode():
                 grid = ad.encode(ad.pixels(frames_chunk.array))  # (steps, h, w, d)
@@ -282,6 +284,7 @@ class VideoLLM:
             t_decode += t1 - t_prev
             t_prev = time.perf_counter()
             t_encode += t_prev - t1
+        bar.close()
         extra = ad.extra_visual_tokens()
         if extra is not None:
             blocks.append(extra.to(blocks[0].dtype))
@@ -299,7 +302,7 @@ class VideoLLM:
             native_grid=(int(grid.shape[1]), int(grid.shape[2])),
         )
 
-    def _frame_chunks(self, video, frames: int, chunk: int, progress: bool) -> Iterator[Frames]:
+    def _frame_chunks(self, video, frames: int, chunk: int) -> Iterator[Frames]:
         if isinstance(video, Frames):
             arr = video.array
             for i in range(0, len(arr), chunk):
@@ -363,7 +366,13 @@ class VideoLLM:
         return ad.model.lm_head(hidden)
 
     def prefill(
-        self, embeds: torch.Tensor, positions: torch.Tensor, plan: RopePlan, chunk: int = 2048, all_logits: bool = False
+        self,
+        embeds: torch.Tensor,
+        positions: torch.Tensor,
+        plan: RopePlan,
+        chunk: int = 2048,
+        all_logits: bool = False,
+        progress: bool = False,
     ):
         """Run the prompt through the language model in chunks of ``chunk`` tokens, filling
         the KV cache; logits for the last position only (or all, for tests)."""
@@ -373,6 +382,7 @@ class VideoLLM:
         cache = DynamicCache(config=ad.text_config)
         length = embeds.shape[0]
         outs = []
+        bar = _bar(progress, length, "prefill", "token")
         with torch.inference_mode(), rope_override(ad.language_model.rotary_emb, plan):
             for start in range(0, length, chunk):
                 end = min(length, start + chunk)
@@ -381,6 +391,8 @@ class VideoLLM:
                 )
                 if all_logits or end == length:
                     outs.append(logits)
+                bar.update(end - start)
+        bar.close()
         return torch.cat(outs, dim=0), cache
 
     def decode(
@@ -448,7 +460,7 @@ class VideoLLM:
             plan = self.plan(extend, spans, window)
             positions = self.positions(spans, plan)
             t1 = time.perf_counter()
-            logits, cache = self.prefill(embeds, positions, plan, chunk=prefill_chunk)
+            logits, cache = self.prefill(embeds, positions, plan, chunk=prefill_chunk, progress=progress)
             t2 = time.perf_counter()
             tokens = self.decode(logits, cache, positions, plan, max_new_tokens)
             t3 = time.perf_counter()
@@ -478,6 +490,12 @@ class VideoLLM:
             generated_tokens=len(tokens),
         )
         return Answer(text=text, report=report, token_ids=tokens)
+
+
+def _bar(enabled: bool, total: int, desc: str, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
 
 
 def _tokens_per_frame(visual: VisualTokens, frames_per_step: int) -> list[float]:
