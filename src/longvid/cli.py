@@ -192,7 +192,7 @@ def ask(
     model: Annotated[
         str | None, typer.Option(help="Checkpoint folder or hub id (default: the bundled testbed).")
     ] = None,
-    frames: Annotated[int, typer.Option(help="Frames to sample uniformly.")] = 32,
+    frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
     extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_CHOICES}.")] = "none",
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
     pooling: Annotated[str, typer.Option(help="uniform (the family's own) or progressive.")] = "uniform",
@@ -262,6 +262,123 @@ def tiny(
     _quiet_transformers()
     path = save(family, out, grid=grid, hidden=hidden, layers=layers, seed=seed)
     print(f"wrote a tiny random {family} checkpoint to {path}")
+
+
+ALL_EXTENDS = ["none", "linear", "ntk", "dynamic", "yarn", "visual-yarn", "visual-pi"]
+
+
+def _parse_depths(text: str | None) -> list[float] | None:
+    """'0:1:0.25' (start:stop:step, stop included) or '0,0.5,1'."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            count = round((stop - start) / step) + 1
+            values = [round(start + i * step, 6) for i in range(count)]
+        else:
+            values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InvalidRequestError(f"--depths must be start:stop:step or a list like 0,0.5,1 (got {text!r})") from None
+    if any(not 0 <= v <= 1 for v in values):
+        raise InvalidRequestError("--depths must lie in [0, 1]")
+    return values
+
+
+@app.command()
+def probe(
+    task: Annotated[str, typer.Option(help="needle, count or order.")] = "needle",
+    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the bundled testbed).")] = None,
+    frames: Annotated[str, typer.Option(help="Frame counts, e.g. 16,32,64.")] = "16,32,64",
+    depths: Annotated[str | None, typer.Option(help="Needle depths, e.g. 0:1:0.25 (heatmap).")] = None,
+    extend: Annotated[str, typer.Option(help=f"Comma-separated modes: {EXTEND_CHOICES}.")] = "none",
+    pooling: Annotated[str, typer.Option(help="Comma-separated: uniform, progressive.")] = "uniform",
+    sweep: Annotated[bool, typer.Option(help="Every extension mode x both poolings.")] = False,
+    samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
+    form: Annotated[str, typer.Option(help="short (one word) or mc (letter).")] = "short",
+    mode: Annotated[str, typer.Option(help="cache (encode once) or full (real video files).")] = "cache",
+    seed: Annotated[int, typer.Option(help="Seed of the item set.")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest under contention).")] = 1,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON, Markdown and heatmap.")] = Path("out/probe"),
+) -> None:
+    """Accuracy of a model on a procedural long-video task across lengths and modes."""
+    import torch
+
+    from longvid.models import load
+    from longvid.probes.runner import heatmap, markdown, run_probe, summarize, to_jsonable
+
+    torch.set_num_threads(threads)
+    _quiet_transformers()
+    extends = ALL_EXTENDS if sweep else [e.strip() for e in extend.split(",")]
+    poolings = ["uniform", "progressive"] if sweep else [p.strip() for p in pooling.split(",")]
+    frame_list = _parse_list(frames, int)
+    llm = load(model)
+    records = list(
+        run_probe(
+            llm, task, frame_list, depths=_parse_depths(depths), extends=extends, poolings=poolings,
+            samples=samples, form=form, mode=mode, seed=seed, progress=sys.stderr.isatty(),
+        )
+    )  # fmt: skip
+    rows = summarize(records)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{task}_{form}"
+    (stem.with_suffix(".json")).write_text(
+        json.dumps({"rows": to_jsonable(rows), "records": [r.__dict__ for r in records]}, indent=1)
+    )
+    table = markdown(rows, extends, poolings)
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+    if depths is not None:
+        png = heatmap(records, stem.with_suffix(".png"), title=f"{task} ({form}) on {llm.adapter.name}")
+        print(f"heatmap: {png}")
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+testbed_app = typer.Typer(help="The bundled testbed model: train it, or print its card.", no_args_is_help=True)
+app.add_typer(testbed_app, name="testbed")
+
+
+@testbed_app.command("train")
+def testbed_train(
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")] = Path("out/testbed"),
+    steps: Annotated[int, typer.Option()] = 3600,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (1: see the training module's note).")] = 1,
+) -> None:
+    """Train the testbed from scratch on the probe tasks at <= 16 frames (seeded)."""
+    from longvid.testbed.train import TrainConfig, train
+
+    _quiet_transformers()
+    last = train(TrainConfig(steps=steps, seed=seed, threads=threads), out)
+    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in last.items()))
+
+
+@testbed_app.command("card")
+def testbed_card(
+    model: Annotated[Path | None, typer.Option(help="Checkpoint folder (default: the bundled testbed).")] = None,
+) -> None:
+    """Print the testbed's config, training data, training length and accuracy."""
+    from longvid.testbed import default_model_path
+
+    folder = model or default_model_path()
+    card_path = Path(folder) / "card.json"
+    if not card_path.exists():
+        raise InvalidRequestError(f"{folder}: no card.json (not a longvid testbed checkpoint)")
+    card = json.loads(card_path.read_text())
+    last = card["history"][-1]
+    print(card["what"])
+    print(
+        f"parameters: {card['parameters']:,}; visual window {card['visual_window']} tokens; "
+        f"language window {card['language_window']}"
+    )
+    print(f"training data: {card['training_data']}")
+    print(f"training: {last['step']} steps, {card['train_minutes']} min; reproduce with: {card['command']}")
+    acc = {k: v for k, v in last.items() if "/" in k}
+    print("held-out accuracy at the training length: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+    cfg = card["train_config"]
+    print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
 
 
 def _quiet_transformers() -> None:

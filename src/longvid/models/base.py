@@ -228,6 +228,11 @@ class VideoLLM:
     def family(self) -> str:
         return self.adapter.config.model_type
 
+    @property
+    def trained_frames(self) -> int:
+        """Frames per video the checkpoint was trained with (its card, else the family's)."""
+        return int(getattr(self.adapter.config, "longvid_trained_frames", 0) or self.adapter.trained_frames)
+
     def visual_window(self, grid: tuple[int, int] | None = None) -> int:
         """W_v: frames the checkpoint was trained with × tokens per frame (overridable)."""
         if self._visual_window is not None:
@@ -254,53 +259,61 @@ class VideoLLM:
         whole video never exist at once."""
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
-        ad = self.adapter
-        schedule = pooling or ad.default_pooling()
+        schedule = pooling or self.adapter.default_pooling()
         schedule.reset()
-        step = ad.frames_per_step * schedule.chunk_multiple
-        chunk = max(step, (chunk_frames // step) * step)
-        timings = timings if timings is not None else {}
-        blocks: list[torch.Tensor] = []
-        grids: list[tuple[int, int]] = []
-        strides: list[int] = []
-        before = 0
+        pooler = _Pooler(self.adapter, schedule)
         all_frames: list[Frames] = []
         t_decode = t_encode = 0.0
         t_prev = time.perf_counter()
         bar = _bar(progress, frames, "decode+encode", "frame")
-        for frames_chunk in self._frame_chunks(video, frames, chunk):
+        for frames_chunk in self._frame_chunks(video, frames, self._chunk_frames(schedule, chunk_frames)):
             t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
             bar.update(len(frames_chunk))
             all_frames.append(frames_chunk)
             with torch.inference_mode():
-                grid = ad.encode(ad.pixels(frames_chunk.array))  # (steps, h, w, d)
-                chunk_strides = schedule.strides(grid)
-                pooled = pool_frames(grid, chunk_strides, ad.pooling_op)
-            before += grid.shape[0] * grid.shape[1] * grid.shape[2]
-            for block, s in zip(pooled, chunk_strides, strict=True):
-                grids.append((-(-grid.shape[1] // s), -(-grid.shape[2] // s)))
-                blocks.append(block)
-            strides.extend(chunk_strides)
+                pooler.add(self.adapter.encode(self.adapter.pixels(frames_chunk.array)))  # (steps, h, w, d)
             t_decode += t1 - t_prev
             t_prev = time.perf_counter()
             t_encode += t_prev - t1
         bar.close()
-        extra = ad.extra_visual_tokens()
-        if extra is not None:
-            blocks.append(extra.to(blocks[0].dtype))
-        embeds = torch.cat(blocks, dim=0)
-        merged = _merge_frames(all_frames)
-        timings["decode"] = timings.get("decode", 0.0) + t_decode
-        timings["encode"] = timings.get("encode", 0.0) + t_encode
-        return VisualTokens(
-            embeds=embeds,
-            grids=grids,
-            strides=strides,
-            extra=0 if extra is None else extra.shape[0],
-            tokens_before_pooling=before + (0 if extra is None else extra.shape[0]),
-            frames=merged,
-            native_grid=(int(grid.shape[1]), int(grid.shape[2])),
-        )
+        if timings is not None:
+            timings["decode"] = timings.get("decode", 0.0) + t_decode
+            timings["encode"] = timings.get("encode", 0.0) + t_encode
+        return pooler.finish(_merge_frames(all_frames))
+
+    def encode_grid(self, frames: np.ndarray, chunk_frames: int = 16) -> torch.Tensor:
+        """Unpooled features (steps, h, w, d) of uint8 frames, for callers that pool the same
+        video many ways (the probes' embedding cache)."""
+        step = self.adapter.frames_per_step
+        chunk = max(step, (chunk_frames // step) * step)
+        with torch.inference_mode():
+            parts = [
+                self.adapter.encode(self.adapter.pixels(frames[i : i + chunk])) for i in range(0, len(frames), chunk)
+            ]
+        return torch.cat(parts)
+
+    def pool_grid(
+        self, grid: torch.Tensor, pooling: Schedule | None = None, frames: Frames | None = None
+    ) -> VisualTokens:
+        """Pool cached unpooled features exactly as ``encode_video`` pools while encoding."""
+        schedule = pooling or self.adapter.default_pooling()
+        schedule.reset()
+        pooler = _Pooler(self.adapter, schedule)
+        chunk = self._chunk_frames(schedule, 16) // self.adapter.frames_per_step
+        with torch.inference_mode():
+            for i in range(0, grid.shape[0], chunk):
+                pooler.add(grid[i : i + chunk])
+        if frames is None:
+            n = grid.shape[0] * self.adapter.frames_per_step
+            frames = Frames(
+                array=np.empty((n, 0, 0, 3), np.uint8), indices=np.arange(n), timestamps=np.zeros(n), info=None
+            )
+        return pooler.finish(frames)
+
+    def _chunk_frames(self, schedule: Schedule, chunk_frames: int) -> int:
+        """Frames per chunk: whole temporal steps, and whole pooling groups."""
+        step = self.adapter.frames_per_step * schedule.chunk_multiple
+        return max(step, (chunk_frames // step) * step)
 
     def _frame_chunks(self, video, frames: int, chunk: int) -> Iterator[Frames]:
         if isinstance(video, Frames):
@@ -427,7 +440,7 @@ class VideoLLM:
         video: str | Path | Frames | np.ndarray,
         question: str,
         *,
-        frames: int = 32,
+        frames: int | None = None,
         extend: str = "none",
         pooling: str | Schedule | None = "uniform",
         group: int = 4,
@@ -442,6 +455,9 @@ class VideoLLM:
     ) -> Answer:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
 
+        ``frames``: how many to sample uniformly (default: as many as the checkpoint was
+        trained with, ``trained_frames``).
+
         ``extend``: none | linear | ntk | dynamic | yarn | visual-yarn | visual-pi.
         ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
         strides ``high``/``low``, ``anchors`` fixed | change).
@@ -451,6 +467,8 @@ class VideoLLM:
         if max_new_tokens < 1:
             raise InvalidRequestError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
         schedule = parse_pooling(pooling, self.adapter, group, high, low, anchors)
+        if frames is None:
+            frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
         timings: dict[str, float] = {}
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()
@@ -490,6 +508,41 @@ class VideoLLM:
             generated_tokens=len(tokens),
         )
         return Answer(text=text, report=report, token_ids=tokens)
+
+
+class _Pooler:
+    """Pools chunks of frame features as they arrive and collects the visual tokens."""
+
+    def __init__(self, adapter: FamilyAdapter, schedule: Schedule) -> None:
+        self.adapter, self.schedule = adapter, schedule
+        self.blocks: list[torch.Tensor] = []
+        self.grids: list[tuple[int, int]] = []
+        self.strides: list[int] = []
+        self.before = 0
+        self.native: tuple[int, int] | None = None
+
+    def add(self, grid: torch.Tensor) -> None:
+        _, h, w, _ = grid.shape
+        strides = self.schedule.strides(grid)
+        self.blocks.extend(pool_frames(grid, strides, self.adapter.pooling_op))
+        self.grids.extend((-(-h // s), -(-w // s)) for s in strides)
+        self.strides.extend(strides)
+        self.before += grid.shape[0] * h * w
+        self.native = (int(h), int(w))
+
+    def finish(self, frames: Frames) -> VisualTokens:
+        extra = self.adapter.extra_visual_tokens()
+        blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
+        n_extra = 0 if extra is None else extra.shape[0]
+        return VisualTokens(
+            embeds=torch.cat(blocks, dim=0),
+            grids=self.grids,
+            strides=self.strides,
+            extra=n_extra,
+            tokens_before_pooling=self.before + n_extra,
+            frames=frames,
+            native_grid=self.native,
+        )
 
 
 def _bar(enabled: bool, total: int, desc: str, unit: str):

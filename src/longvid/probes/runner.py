@@ -1,0 +1,251 @@
+"""Run probe tasks on a model across frame counts, depths, extension modes and pooling.
+
+Two modes:
+- ``cache`` (embedding cache, as LongVA's V-NIAH does): each item's frames are encoded once,
+  unpooled; every (extension, pooling) combination pools and prefills from that cache, and
+  needle depths are swept by moving the needle frame's features (swapped with the frame at
+  the new depth, so the haystack keeps exactly the same frames).
+- ``full``: each item is written as an H.264 file and read back through ``longvid.video``,
+  resized on decode — the path a user's video takes.
+
+The answer is the model's greedy first token (every probe answer is one token), compared
+with the ground truth. Accuracy comes with a Wilson 95 % interval.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.memory import PeakMemory
+from longvid.models.base import VideoLLM, parse_pooling
+from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
+
+EVAL_SEED_BASE = 2_000_000  # probe seeds: never used in training (testbed trains below 1e6)
+
+
+@dataclass
+class ProbeRecord:
+    task: str
+    frames: int
+    depth: float | None
+    extend: str
+    pooling: str
+    seed: int
+    answer: str
+    predicted: str
+    correct: bool
+    visual_tokens: int
+    scale: float
+    peak_bytes: int
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _first_token(llm: VideoLLM, question: str, visual, extend: str, measure: bool) -> tuple[str, float, int]:
+    embeds, spans = llm.prompt(question, visual)
+    plan = llm.plan(extend, spans, llm.visual_window(visual.native_grid))
+    positions = llm.positions(spans, plan)
+    with PeakMemory(llm.adapter.device) as mem:
+        logits, _ = llm.prefill(embeds, positions, plan)
+    token = int(logits[-1].argmax())
+    word = llm.adapter.tokenizer.convert_ids_to_tokens(token)
+    return word, plan.scale, (mem.added if measure else 0)
+
+
+def run_probe(
+    llm: VideoLLM,
+    task: str,
+    frames: Iterable[int],
+    *,
+    depths: Iterable[float] | None = None,
+    extends: Iterable[str] = ("none",),
+    poolings: Iterable[str] = ("uniform",),
+    samples: int = 20,
+    form: str = "short",
+    mode: str = "cache",
+    seed: int = 0,
+    progress: bool = False,
+) -> Iterator[ProbeRecord]:
+    """Yield one record per (item, depth, extension, pooling)."""
+    if task not in TASKS:
+        raise InvalidRequestError(f"unknown probe task {task!r}; choose from {', '.join(TASKS)}")
+    if mode not in ("cache", "full"):
+        raise InvalidRequestError(f"unknown probe mode {mode!r}; choose cache or full")
+    if samples < 1:
+        raise InvalidRequestError(f"samples must be >= 1 (got {samples})")
+    depths = list(depths) if depths is not None else [None]
+    if task != "needle" and depths != [None]:
+        raise InvalidRequestError("depths apply to the needle task only")
+    extends, poolings, frames = list(extends), list(poolings), list(frames)
+    schedules = {
+        p: parse_pooling(p, llm.adapter, 4, None, None, "change" if p == "progressive" else "fixed") for p in poolings
+    }
+    from tqdm.auto import tqdm
+
+    total = len(frames) * samples * len(depths) * len(extends) * len(poolings)
+    bar = tqdm(total=total, desc=f"probe {task}", disable=not progress, leave=False)
+    for n in frames:
+        for k in range(samples):
+            item_seed = EVAL_SEED_BASE + seed * 100_000 + k
+            base = make_item(task, item_seed, n, depth=depths[0] if depths[0] is not None else None, form=form)
+            grid = llm.encode_grid(_frames_for(base, mode))
+            needle = base.key_frames[0]
+            for depth in depths:
+                item, g = base, grid
+                if depth is not None and task == "needle":
+                    target = round(depth * (n - 1))
+                    g = grid.clone()
+                    g[[needle, target]] = grid[[target, needle]]  # same haystack, needle moved
+                for pooling in poolings:
+                    visual = llm.pool_grid(g, schedules[pooling])
+                    for j, extend in enumerate(extends):
+                        word, scale, peak = _first_token(llm, item.question, visual, extend, measure=k == 0 and j == 0)
+                        yield ProbeRecord(
+                            task=task,
+                            frames=n,
+                            depth=depth,
+                            extend=extend,
+                            pooling=pooling,
+                            seed=item_seed,
+                            answer=item.answer,
+                            predicted=word,
+                            correct=word == item.answer,
+                            visual_tokens=int(visual.embeds.shape[0]),
+                            scale=round(scale, 4),
+                            peak_bytes=peak,
+                        )
+                        bar.update(1)
+    bar.close()
+
+
+def _frames_for(item, mode: str) -> np.ndarray:
+    if mode == "cache":
+        return render_frames(item)
+    from longvid.video import sample_frames
+
+    with tempfile.TemporaryDirectory() as d:
+        path = write_item_video(item, Path(d) / "probe.mp4")
+        return sample_frames(path, item.num_frames, size=(MODEL_SIZE, MODEL_SIZE)).array
+
+
+@dataclass
+class Row:
+    task: str
+    frames: int
+    extend: str
+    pooling: str
+    n: int
+    accuracy: float
+    low: float
+    high: float
+    visual_tokens: int
+    scale: float
+    peak_bytes: int
+
+
+def summarize(records: Iterable[ProbeRecord], by_depth: bool = False) -> list[Row | dict]:
+    """Accuracy per (task, frames, extension, pooling) [and depth], with intervals."""
+    groups: dict[tuple, list[ProbeRecord]] = defaultdict(list)
+    for r in records:
+        key = (r.task, r.frames, r.extend, r.pooling) + ((r.depth,) if by_depth else ())
+        groups[key].append(r)
+    rows = []
+    for key, rs in groups.items():
+        c = sum(r.correct for r in rs)
+        lo, hi = wilson(c, len(rs))
+        row = Row(
+            task=key[0], frames=key[1], extend=key[2], pooling=key[3], n=len(rs), accuracy=c / len(rs), low=lo,
+            high=hi, visual_tokens=rs[0].visual_tokens, scale=rs[0].scale, peak_bytes=max(r.peak_bytes for r in rs),
+        )  # fmt: skip
+        rows.append({**asdict(row), "depth": key[4]} if by_depth else row)
+    return rows
+
+
+def heatmap(records: list[ProbeRecord], path: str | Path, title: str = "") -> Path:
+    """V-NIAH-style heatmap: frames (x) by needle depth (y), colour = accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = sorted({r.frames for r in records})
+    depths = sorted({r.depth for r in records if r.depth is not None})
+    if not depths:
+        raise InvalidRequestError("a heatmap needs needle depths (--depths)")
+    acc = np.full((len(depths), len(frames)), np.nan)
+    for i, d in enumerate(depths):
+        for j, f in enumerate(frames):
+            rs = [r.correct for r in records if r.frames == f and r.depth == d]
+            if rs:
+                acc[i, j] = np.mean(rs)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(frames), 1.0 + 0.4 * len(depths)))
+    im = ax.imshow(acc, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(frames)), [str(f) for f in frames])
+    ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
+    ax.set_xlabel("frames")
+    ax.set_ylabel("needle depth")
+    for i in range(len(depths)):
+        for j in range(len(frames)):
+            if not np.isnan(acc[i, j]):
+                ax.text(j, i, f"{acc[i, j]:.0%}", ha="center", va="center", fontsize=7)
+    ax.set_title(title or "needle accuracy")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def markdown(rows: list[Row], extends: list[str], poolings: list[str]) -> str:
+    """One table per task: rows = frames, columns = extension x pooling, plus tokens/memory."""
+    out = []
+    for task in sorted({r.task for r in rows}, key=TASKS.index):
+        trs = [r for r in rows if r.task == task]
+        cols = [(e, p) for e in extends for p in poolings]
+        head = (
+            "| frames | " + " | ".join(f"{e} / {p}" for e, p in cols) + " | tokens (uniform / progressive) | peak MiB |"
+        )
+        out += [f"### {task}", "", head, "|---:|" + "---:|" * len(cols) + "---|---:|"]
+        for f in sorted({r.frames for r in trs}):
+            cells, tokens, peak = [], {}, 0
+            for e, p in cols:
+                match = [r for r in trs if r.frames == f and r.extend == e and r.pooling == p]
+                if match:
+                    r = match[0]
+                    cells.append(f"{100 * r.accuracy:.0f} ({100 * r.low:.0f}–{100 * r.high:.0f})")
+                    tokens[p] = r.visual_tokens
+                    peak = max(peak, r.peak_bytes)
+                else:
+                    cells.append("")
+            tok = " / ".join(str(tokens.get(p, "")) for p in poolings)
+            out.append(f"| {f} | " + " | ".join(cells) + f" | {tok} | {peak / 2**20:.0f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_jsonable(rows) -> list[dict]:
+    return [asdict(r) if isinstance(r, Row) else r for r in rows]
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)
