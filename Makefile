@@ -25,7 +25,7 @@ lint: setup
 
 # Regenerates the bundled sample (deterministic from its seed).
 sample: setup
-	$(BIN)/longvid synth --minutes 2 --seed 7 --fps 10 --events 12 --out src/longvid/data/sample.mp4
+	$(BIN)/python -m longvid.testbed.sample src/longvid/data/sample.mp4
 
 bench-sampling: setup
 	$(BIN)/python -m pip install -q decord

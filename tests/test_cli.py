@@ -97,4 +97,4 @@ def test_not_a_video_via_console_script(tmp_path):
 def test_bundled_sample_is_readable(capsys):
     code, out, _ = run(capsys, "info", SAMPLE, "--json")
     info = json.loads(out)
-    assert code == 0 and info["frame_count"] == 1200 and info["width"] == 320
+    assert code == 0 and info["frame_count"] == 960 and info["width"] == 256

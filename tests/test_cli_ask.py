@@ -35,7 +35,7 @@ def test_ask_every_family_every_mode(capsys, checkpoints, family, mode):
         if mode in ("none", "linear", "ntk", "dynamic", "yarn")
         else pytest.approx(result["visual_tokens"] / 20, abs=1e-3)
     )
-    assert result["frame_indices"][0] == 0 and result["frame_indices"][-1] == 1199
+    assert result["frame_indices"][0] == 0 and result["frame_indices"][-1] == 959
 
 
 def test_ask_table_output(capsys, checkpoints):

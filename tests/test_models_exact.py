@@ -83,3 +83,16 @@ def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_d
     assert torch.equal(positions[:, :end_of_video], ref[:, 0, :end_of_video])
     # longvid: text resumes one past the video's largest position
     assert positions[:, end_of_video].tolist() == [int(positions[:, :end_of_video].max()) + 1] * 3
+
+
+@pytest.mark.parametrize("family", ["llava_next_video", "video_llava"])
+def test_llava_next_video_and_video_llava_equal_transformers(tiny_dir, frames_array, family):
+    llm = load(tiny_dir / family)
+    logits, spans, positions, visual = ours(llm, frames_array)
+    per_frame = 16 if family == "llava_next_video" else 64 + 1  # 8x8 grid: pooled 4x4 / all patches + CLS
+    assert visual.embeds.shape[0] == 8 * per_frame
+    input_ids = hf_inputs(llm, spans)
+    pixel_values = llm.adapter.pixels(frames_array)[None]
+    with torch.inference_mode():
+        ref = llm.adapter.model(input_ids=input_ids, pixel_values_videos=pixel_values).logits[0]
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)

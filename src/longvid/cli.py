@@ -200,6 +200,8 @@ def ask(
     high: Annotated[int | None, typer.Option(help="Stride of anchor frames (default: the family's).")] = None,
     low: Annotated[int | None, typer.Option(help="Stride of other frames (default: 2 x high).")] = None,
     anchors: Annotated[str, typer.Option(help="Progressive anchors: fixed or change.")] = "fixed",
+    kv_bits: Annotated[int, typer.Option(help="KV cache precision: 16, 8, 4 or 2 bits.")] = 16,
+    rearrange: Annotated[str, typer.Option(help="INTP: none, interleave or chunks.")] = "none",
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 32,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -219,6 +221,8 @@ def ask(
         high=high,
         low=low,
         anchors=anchors,
+        kv_bits=kv_bits,
+        rearrange=rearrange,
         max_new_tokens=max_new_tokens,
         progress=sys.stderr.isatty() and not as_json,
     )
@@ -239,6 +243,7 @@ def ask(
         ("pooling", f"{r.pooling}; tokens/frame {', '.join(str(v) for v in per_frame)}"),
         ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
         ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}"),
+        ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),
         ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
         ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
     ]

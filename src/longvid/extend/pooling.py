@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from longvid.errors import InvalidRequestError
 
-POOLING_OPS = ("bilinear", "average")
+POOLING_OPS = ("bilinear", "average", "max")
 
 
 def pooled_side(side: int, stride: int) -> int:
@@ -47,8 +47,10 @@ def pool_grid(grid: torch.Tensor, stride: int, op: str) -> torch.Tensor:
     if op == "bilinear":
         # exactly LLaVA-OneVision's apply_pooling for stride 2 (align_corners=False)
         x = F.interpolate(x, size=(pooled_side(h, stride), pooled_side(w, stride)), mode="bilinear")
-    else:
+    elif op == "average":
         x = F.avg_pool2d(x, kernel_size=stride, stride=stride, ceil_mode=True)
+    else:
+        x = F.max_pool2d(x, kernel_size=stride, stride=stride, ceil_mode=True)
     return x.permute(0, 2, 3, 1)
 
 

@@ -40,10 +40,11 @@ class VisualSpan:
     grids: tuple[tuple[int, int], ...]
     strides: tuple[float, ...] | None = None
     extra: int = 0
+    step_extra: int = 0  # tokens before each step's grid (1-D layouts only)
 
     @property
     def length(self) -> int:
-        return sum(h * w for h, w in self.grids) + self.extra
+        return sum(h * w + self.step_extra for h, w in self.grids) + self.extra
 
 
 Span = TextSpan | VisualSpan
@@ -85,6 +86,8 @@ def mrope_positions(
             out.append(ids.expand(3, -1))
             pos = float(ids[-1]) + 1.0
             continue
+        if span.step_extra:
+            raise ValueError("M-RoPE layouts have no per-step extra tokens")
         strides = span.strides or (1.0,) * len(span.grids)
         blocks = []
         for t, ((h, w), stride) in enumerate(zip(span.grids, strides, strict=True)):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.kvcache import cache_bytes, kv_backend, make_cache
 from longvid.extend.pooling import Schedule, pool_frames, progressive, uniform
 from longvid.extend.positions import (
     Span,
@@ -37,6 +38,7 @@ from longvid.extend.positions import (
     positions_1d,
     sequence_length,
 )
+from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.memory import PeakMemory
 from longvid.video import FrameReader, Frames
@@ -60,6 +62,10 @@ class Report:
     extend: str
     scale: float
     pooling: str
+    rearrange: str
+    kv_bits: int
+    kv_backend: str
+    kv_cache_bytes: int
     peak_memory_bytes: int
     memory_device: str
     seconds: dict[str, float] = field(default_factory=dict)
@@ -95,6 +101,7 @@ class VisualTokens:
     tokens_before_pooling: int
     frames: Frames
     native_grid: tuple[int, int]  # (h, w) of one temporal step before pooling
+    step_extra: int = 0  # unpooled tokens before each step's grid (Video-LLaVA's CLS)
 
 
 class FamilyAdapter(ABC):
@@ -126,8 +133,15 @@ class FamilyAdapter(ABC):
         """uint8 (t, H, W, 3) frames → the vision tower's input."""
 
     @abstractmethod
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Vision tower + projector: → (steps, h, w, d) in the language model's space."""
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Vision tower (+ projector when the family pools after it): → a grid (steps, h, w, d),
+        or (grid, prefix) where prefix (steps, k, d) are per-step tokens that precede each
+        step's grid and are never pooled (Video-LLaVA's CLS)."""
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Applied to pooled tokens (n, d_vision) → (n, d): for families that pool before
+        their projector (LLaVA-NeXT-Video). Identity by default."""
+        return tokens
 
     @abstractmethod
     def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
@@ -254,14 +268,20 @@ class VideoLLM:
         chunk_frames: int = 16,
         progress: bool = False,
         timings: dict[str, float] | None = None,
+        rearrange: str = "none",
+        rearrange_group: int | None = None,
     ) -> VisualTokens:
         """Decode, encode and pool a video chunk by chunk: full-resolution features of the
-        whole video never exist at once."""
+        whole video never exist at once. ``rearrange`` (INTP: interleave | chunks) encodes
+        subsequences of ``rearrange_group`` frames (default: the trained frame count)
+        instead; it needs every frame first, so it holds the unpooled features."""
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
         schedule = pooling or self.adapter.default_pooling()
         schedule.reset()
         pooler = _Pooler(self.adapter, schedule)
+        if rearrange != "none":
+            return self._encode_rearranged(video, frames, pooler, rearrange, rearrange_group or self.trained_frames)
         all_frames: list[Frames] = []
         t_decode = t_encode = 0.0
         t_prev = time.perf_counter()
@@ -280,6 +300,28 @@ class VideoLLM:
             timings["decode"] = timings.get("decode", 0.0) + t_decode
             timings["encode"] = timings.get("encode", 0.0) + t_encode
         return pooler.finish(_merge_frames(all_frames))
+
+    def _encode_rearranged(self, video, frames: int, pooler: _Pooler, mode: str, group: int) -> VisualTokens:
+        ad = self.adapter
+        if ad.frames_per_step != 1:
+            raise InvalidRequestError(f"{self.family} merges frames in its encoder; rearrangement would change them")
+        if pooler.schedule.kind == "progressive" and pooler.schedule.anchors == "change":
+            raise InvalidRequestError("change anchors need frames in order; use fixed anchors with rearrangement")
+        sampled = _merge_frames(list(self._frame_chunks(video, frames, 64)), keep_pixels=True)
+        parts = split_frames(len(sampled), group, mode)
+        grids, prefixes = [], []
+        with torch.inference_mode():
+            for part in parts:
+                out = ad.encode(ad.pixels(sampled.array[part]))
+                grid, prefix = out if isinstance(out, tuple) else (out, None)
+                grids.append(grid)
+                prefixes.append(prefix)
+            grid = restore_order(grids, parts, len(sampled))
+            prefix = None if prefixes[0] is None else restore_order(prefixes, parts, len(sampled))
+            step = self._chunk_frames(pooler.schedule, 16)
+            for i in range(0, len(sampled), step):
+                pooler.add(grid[i : i + step] if prefix is None else (grid[i : i + step], prefix[i : i + step]))
+        return pooler.finish(_merge_frames([sampled]))
 
     def encode_grid(self, frames: np.ndarray, chunk_frames: int = 16) -> torch.Tensor:
         """Unpooled features (steps, h, w, d) of uint8 frames, for callers that pool the same
@@ -342,7 +384,7 @@ class VideoLLM:
         embeds = torch.cat([pre, visual.embeds.to(dev, pre.dtype), suf], dim=0)
         spans: list[Span] = [
             TextSpan(len(prefix)),
-            VisualSpan(tuple(visual.grids), tuple(float(s) for s in visual.strides), visual.extra),
+            VisualSpan(tuple(visual.grids), tuple(float(s) for s in visual.strides), visual.extra, visual.step_extra),
             TextSpan(len(suffix)),
         ]
         return embeds, spans
@@ -386,13 +428,15 @@ class VideoLLM:
         chunk: int = 2048,
         all_logits: bool = False,
         progress: bool = False,
+        kv_bits: int = 16,
     ):
         """Run the prompt through the language model in chunks of ``chunk`` tokens, filling
-        the KV cache; logits for the last position only (or all, for tests)."""
-        from transformers import DynamicCache
-
+        the KV cache (quantized below 16 bits); logits for the last position only (or all,
+        for tests)."""
         ad = self.adapter
-        cache = DynamicCache(config=ad.text_config)
+        if chunk < 1:
+            raise InvalidRequestError(f"prefill chunk must be >= 1 (got {chunk})")
+        cache = make_cache(kv_bits, ad.text_config)
         length = embeds.shape[0]
         outs = []
         bar = _bar(progress, length, "prefill", "token")
@@ -448,6 +492,8 @@ class VideoLLM:
         low: int | None = None,
         anchors: str = "fixed",
         visual_window: int | None = None,
+        kv_bits: int = 16,
+        rearrange: str = "none",
         max_new_tokens: int = 32,
         chunk_frames: int = 16,
         prefill_chunk: int = 2048,
@@ -461,27 +507,36 @@ class VideoLLM:
         ``extend``: none | linear | ntk | dynamic | yarn | visual-yarn | visual-pi.
         ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
         strides ``high``/``low``, ``anchors`` fixed | change).
+        ``kv_bits``: 16 (unquantized) | 8 | 4 | 2 (group-wise quantized KV cache).
+        ``rearrange``: none | interleave | chunks (INTP: encode subsequences of the trained
+        frame count, put back in frame order).
         """
         if extend not in EXTEND_MODES:
             raise InvalidRequestError(f"unknown extension mode {extend!r}; choose from {', '.join(EXTEND_MODES)}")
         if max_new_tokens < 1:
             raise InvalidRequestError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+        backend = kv_backend(kv_bits)
+        if rearrange not in REARRANGE_MODES:
+            raise InvalidRequestError(f"unknown rearrangement {rearrange!r}; choose from {', '.join(REARRANGE_MODES)}")
         schedule = parse_pooling(pooling, self.adapter, group, high, low, anchors)
         if frames is None:
             frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
         timings: dict[str, float] = {}
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()
-            visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings)
+            visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange)
             embeds, spans = self.prompt(question, visual)
             window = visual_window or self.visual_window(visual.native_grid)
             plan = self.plan(extend, spans, window)
             positions = self.positions(spans, plan)
             t1 = time.perf_counter()
-            logits, cache = self.prefill(embeds, positions, plan, chunk=prefill_chunk, progress=progress)
+            logits, cache = self.prefill(
+                embeds, positions, plan, chunk=prefill_chunk, progress=progress, kv_bits=kv_bits
+            )
             t2 = time.perf_counter()
             tokens = self.decode(logits, cache, positions, plan, max_new_tokens)
             t3 = time.perf_counter()
+            held = cache_bytes(cache)
         timings.update(prefill=t2 - t1, generate=t3 - t2)
         timings["total"] = t3 - t0
         text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
@@ -502,6 +557,10 @@ class VideoLLM:
             extend=extend,
             scale=round(plan.scale, 4),
             pooling=_describe(schedule),
+            rearrange=rearrange,
+            kv_bits=kv_bits,
+            kv_backend=backend,
+            kv_cache_bytes=held,
             peak_memory_bytes=mem.peak,
             memory_device=str(self.adapter.device),
             seconds={k: round(v, 4) for k, v in timings.items()},
@@ -519,15 +578,21 @@ class _Pooler:
         self.grids: list[tuple[int, int]] = []
         self.strides: list[int] = []
         self.before = 0
+        self.step_extra = 0
         self.native: tuple[int, int] | None = None
 
-    def add(self, grid: torch.Tensor) -> None:
+    def add(self, encoded: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> None:
+        grid, prefix = encoded if isinstance(encoded, tuple) else (encoded, None)
         _, h, w, _ = grid.shape
         strides = self.schedule.strides(grid)
-        self.blocks.extend(pool_frames(grid, strides, self.adapter.pooling_op))
+        pooled = [self.adapter.project(b) for b in pool_frames(grid, strides, self.adapter.pooling_op)]
+        if prefix is not None:
+            pooled = [torch.cat([p, b]) for p, b in zip(prefix, pooled, strict=True)]
+            self.step_extra = prefix.shape[1]
+        self.blocks.extend(pooled)
         self.grids.extend((-(-h // s), -(-w // s)) for s in strides)
         self.strides.extend(strides)
-        self.before += grid.shape[0] * h * w
+        self.before += grid.shape[0] * (h * w + self.step_extra)
         self.native = (int(h), int(w))
 
     def finish(self, frames: Frames) -> VisualTokens:
@@ -542,6 +607,7 @@ class _Pooler:
             tokens_before_pooling=self.before + n_extra,
             frames=frames,
             native_grid=self.native,
+            step_extra=self.step_extra,
         )
 
 
@@ -553,7 +619,7 @@ def _bar(enabled: bool, total: int, desc: str, unit: str):
 
 def _tokens_per_frame(visual: VisualTokens, frames_per_step: int) -> list[float]:
     """Tokens each frame contributes (a temporal step of k frames shares its tokens)."""
-    per = [h * w / frames_per_step for h, w in visual.grids for _ in range(frames_per_step)]
+    per = [(h * w + visual.step_extra) / frames_per_step for h, w in visual.grids for _ in range(frames_per_step)]
     return [int(v) if v == int(v) else v for v in per[: len(visual.frames)]]
 
 
@@ -569,13 +635,13 @@ def _slice_frames(frames: Frames, sl: slice) -> Frames:
     )
 
 
-def _merge_frames(chunks: list[Frames]) -> Frames:
-    """Indices and timestamps of all chunks (pixels are not kept: they are not needed)."""
+def _merge_frames(chunks: list[Frames], keep_pixels: bool = False) -> Frames:
+    """Indices and timestamps of all chunks; pixels only when asked (usually not needed)."""
     indices = np.concatenate([c.indices for c in chunks])
     timestamps = np.concatenate([c.timestamps for c in chunks])
-    return Frames(
-        array=np.empty((len(indices), 0, 0, 3), np.uint8), indices=indices, timestamps=timestamps, info=chunks[0].info
-    )
+    empty = np.empty((len(indices), 0, 0, 3), np.uint8)
+    array = np.concatenate([c.array for c in chunks]) if keep_pixels else empty
+    return Frames(array=array, indices=indices, timestamps=timestamps, info=chunks[0].info)
 
 
 def read_json(path: Path) -> dict:

@@ -9,16 +9,20 @@ import torch
 
 from longvid.errors import InvalidRequestError, ModelLoadError, UnsupportedModelError
 from longvid.models.base import FamilyAdapter, VideoLLM
+from longvid.models.llava_next_video import LlavaNextVideoAdapter
 from longvid.models.llava_onevision import LlavaOnevisionAdapter
 from longvid.models.qwen2_vl import Qwen2VLAdapter
+from longvid.models.video_llava import VideoLlavaAdapter
 
-ADAPTERS: list[type[FamilyAdapter]] = [LlavaOnevisionAdapter, Qwen2VLAdapter]
+ADAPTERS: list[type[FamilyAdapter]] = [LlavaOnevisionAdapter, Qwen2VLAdapter, LlavaNextVideoAdapter, VideoLlavaAdapter]
 
 # model_type -> transformers class name (imported lazily: transformers is slow to import)
 MODEL_CLASSES = {
     "llava_onevision": "LlavaOnevisionForConditionalGeneration",
     "qwen2_vl": "Qwen2VLForConditionalGeneration",
     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "llava_next_video": "LlavaNextVideoForConditionalGeneration",
+    "video_llava": "VideoLlavaForConditionalGeneration",
 }
 
 

@@ -14,13 +14,15 @@ import torch
 
 from longvid.errors import UnsupportedModelError
 
-FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl")
+FAMILIES = ("llava_onevision", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "video_llava")
 
 CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 FAMILY_SPECIALS = {
     "llava_onevision": ["<image>", "<video>"],
     "qwen2_vl": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
     "qwen2_5_vl": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+    "llava_next_video": ["<image>", "<video>"],
+    "video_llava": ["<image>", "<video>"],
 }
 WORDS = (  # noqa: SIM905 (one word list reads better as text)
     "user assistant system what which how many is the a an of in on "
@@ -117,6 +119,47 @@ def build(
             "image_mean": [0.5, 0.5, 0.5],
             "image_std": [0.5, 0.5, 0.5],
             "size": {"height": side, "width": side},
+        }
+    elif family in ("llava_next_video", "video_llava"):
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": rope_theta}
+        vision = transformers.CLIPVisionConfig(
+            hidden_size=vision_hidden,
+            intermediate_size=2 * vision_hidden,
+            num_hidden_layers=3,  # the default feature layer is -2
+            num_attention_heads=2,
+            image_size=grid * patch,
+            patch_size=patch,
+            projection_dim=vision_hidden,
+        )
+        text_config = transformers.LlamaConfig(**text, eos_token_id=ids("<|im_end|>"), bos_token_id=None)
+        if family == "llava_next_video":
+            config = transformers.LlavaNextVideoConfig(
+                vision_config=vision,
+                text_config=text_config,
+                image_token_id=ids("<image>"),
+                video_token_id=ids("<video>"),
+                image_grid_pinpoints=[[grid * patch, grid * patch]],
+                spatial_pool_mode="average",
+                spatial_pool_stride=2,
+                tie_word_embeddings=False,
+            )
+            model = transformers.LlavaNextVideoForConditionalGeneration(config)
+        else:
+            config = transformers.VideoLlavaConfig(
+                vision_config=vision,
+                text_config=text_config,
+                image_token_index=ids("<image>"),
+                video_token_index=ids("<video>"),
+                image_seq_length=grid * grid,
+                video_seq_length=8 * (grid * grid + 1),
+                tie_word_embeddings=False,
+            )
+            model = transformers.VideoLlavaForConditionalGeneration(config)
+        side = grid * patch
+        preprocess = {
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "crop_size": {"height": side, "width": side},
         }
     else:
         half = head_dim // 2

@@ -1,0 +1,90 @@
+"""KV-cache precision: 16-bit (plain) or group-wise 8 / 4 / 2-bit quantized keys and values
+with a short full-precision residual window (KIVI-style, as the interpolation paper uses
+after ZipCache), through transformers' ``QuantizedCache``.
+
+Backend: ``hqq`` for every width. transformers also offers ``quanto`` (2 and 4 bits), but
+its kernels were compiled on first use here (80 s) and it offers nothing hqq lacks.
+
+Note what quantization changes: attention over the tokens of the current forward pass uses
+their unquantized keys and values, so with one-shot prefill the first generated token is
+exact. With chunked prefill each chunk attends to the dequantized earlier chunks, so the
+first token already carries the quantization error (small at 8 and 4 bits; measured in the
+tests and the benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from longvid.errors import InvalidRequestError
+
+KV_BITS = (16, 8, 4, 2)
+DEFAULT_GROUP = 64
+DEFAULT_RESIDUAL = 128
+
+
+def kv_backend(bits: int) -> str:
+    """Which implementation serves a bit width (named in reports)."""
+    if bits not in KV_BITS:
+        raise InvalidRequestError(f"kv bits must be one of {', '.join(map(str, KV_BITS))} (got {bits})")
+    return "dynamic (unquantized)" if bits == 16 else "hqq"
+
+
+def make_cache(bits: int, config, group: int = DEFAULT_GROUP, residual: int = DEFAULT_RESIDUAL):
+    """A transformers cache for ``bits``: DynamicCache at 16, QuantizedCache(hqq) below."""
+    from transformers import DynamicCache, QuantizedCache
+
+    kv_backend(bits)
+    if bits == 16:
+        return DynamicCache(config=config)
+    # hqq groups consecutive elements along head_dim (axis 1): a group must divide it
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    group = math.gcd(group, head_dim)
+    try:
+        import hqq  # noqa: F401
+    except ImportError as e:
+        raise InvalidRequestError("--kv-bits below 16 needs the hqq package (pip install hqq)") from e
+    return QuantizedCache(
+        backend="hqq", config=config, nbits=bits, q_group_size=group, residual_length=residual, axis_key=1, axis_value=1
+    )
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of every tensor inside ``obj`` (tensors, tuples, lists, dicts), counted once."""
+    seen: set[int] = set()
+
+    def walk(o) -> int:
+        if isinstance(o, torch.Tensor):
+            key = o.untyped_storage().data_ptr() if o.numel() else id(o)
+            if key in seen:
+                return 0
+            seen.add(key)
+            return o.numel() * o.element_size()
+        if isinstance(o, dict):
+            return sum(walk(v) for v in o.values())
+        if isinstance(o, list | tuple):
+            return sum(walk(v) for v in o)
+        inner = getattr(o, "__dict__", None)
+        return walk(inner) if isinstance(inner, dict) and hasattr(o, "_data") else 0
+
+    return walk(obj)
+
+
+def cache_bytes(cache) -> int:
+    """Measured bytes held by a cache: quantized payloads, scales and zeros, residual window."""
+    total = 0
+    for layer in cache.layers:
+        for name in ("keys", "values", "_quantized_keys", "_quantized_values"):
+            total += _tensor_bytes(getattr(layer, name, None))
+    return total
+
+
+def kv_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, bits: int = 16, group: int = DEFAULT_GROUP) -> int:
+    """Analytic KV-cache size: 2 · layers · kv_heads · head_dim · tokens · bits/8, plus one
+    16-bit scale and zero per group when quantized."""
+    elements = 2 * layers * kv_heads * head_dim * tokens
+    if bits == 16:
+        return elements * 2
+    return elements * bits // 8 + (elements // group) * 2 * 2
