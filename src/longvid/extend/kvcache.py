@@ -39,9 +39,7 @@ def make_cache(bits: int, config, group: int = DEFAULT_GROUP, residual: int = DE
     kv_backend(bits)
     if bits == 16:
         return DynamicCache(config=config)
-    # hqq groups consecutive elements along head_dim (axis 1): a group must divide it
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    group = math.gcd(group, head_dim)
+    group = quant_group(config, bits, group)
     try:
         import hqq  # noqa: F401
     except ImportError as e:
@@ -49,6 +47,19 @@ def make_cache(bits: int, config, group: int = DEFAULT_GROUP, residual: int = DE
     return QuantizedCache(
         backend="hqq", config=config, nbits=bits, q_group_size=group, residual_length=residual, axis_key=1, axis_value=1
     )
+
+
+def quant_group(config, bits: int, group: int = DEFAULT_GROUP) -> int:
+    """The group size hqq can use: it groups consecutive elements along head_dim (so a group
+    divides head_dim) and packs 8/bits values per byte across groups (so the groups of one
+    token, kv_heads x head_dim / group, must be a multiple of that). Real models (head_dim
+    128) keep 64; tiny test models get smaller groups."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_token = config.num_key_value_heads * head_dim
+    group = math.gcd(group, head_dim)
+    while group > 1 and (per_token // group) % (8 // bits):
+        group //= 2
+    return group
 
 
 def _tensor_bytes(obj) -> int:
@@ -81,10 +92,19 @@ def cache_bytes(cache) -> int:
     return total
 
 
-def kv_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, bits: int = 16, group: int = DEFAULT_GROUP) -> int:
-    """Analytic KV-cache size: 2 · layers · kv_heads · head_dim · tokens · bits/8, plus one
-    16-bit scale and zero per group when quantized."""
+def kv_bytes(
+    layers: int,
+    kv_heads: int,
+    head_dim: int,
+    tokens: int,
+    bits: int = 16,
+    group: int = DEFAULT_GROUP,
+    scale_bytes: int = 2,
+) -> int:
+    """Analytic KV-cache size: 2 · layers · kv_heads · head_dim · tokens · bits/8, plus a
+    scale and a zero per group when quantized (stored in the compute dtype: 2 bytes in
+    bf16, 4 in fp32)."""
     elements = 2 * layers * kv_heads * head_dim * tokens
     if bits == 16:
         return elements * 2
-    return elements * bits // 8 + (elements // group) * 2 * 2
+    return elements * bits // 8 + (elements // group) * 2 * scale_bytes

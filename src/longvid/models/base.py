@@ -41,6 +41,7 @@ from longvid.extend.positions import (
 from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.memory import PeakMemory
+from longvid.models.budget import Estimate, estimate, geometry_of, guard
 from longvid.video import FrameReader, Frames
 
 
@@ -153,6 +154,13 @@ class FamilyAdapter(ABC):
     def extra_visual_tokens(self) -> torch.Tensor | None:
         """Tokens appended after the video's grid tokens (LLaVA-OneVision's newline)."""
         return None
+
+    def native_grid(self) -> tuple[int, int]:
+        """(h, w) tokens of one temporal step before pooling (for estimates before encoding)."""
+        side = getattr(self, "grid_side", 0)
+        if not side:
+            raise NotImplementedError
+        return side, side
 
     def time_interval(self) -> float:
         """M-RoPE temporal step between consecutive temporal steps (Qwen2.5-VL scales it)."""
@@ -300,6 +308,14 @@ class VideoLLM:
             timings["decode"] = timings.get("decode", 0.0) + t_decode
             timings["encode"] = timings.get("encode", 0.0) + t_encode
         return pooler.finish(_merge_frames(all_frames))
+
+    def estimate(self, frames: int, schedule: Schedule, kv_bits: int = 16, prefill_chunk: int = 2048) -> Estimate:
+        """Analytic memory of a request on this model, before running it."""
+        ad = self.adapter
+        h, w = ad.native_grid()
+        steps = -(-frames // ad.frames_per_step)
+        tokens = schedule.expected_tokens(steps, h, w) + steps * getattr(ad, "step_extra_tokens", 0) + 1
+        return estimate(geometry_of(self), frames, tokens, kv_bits=kv_bits, prefill_chunk=prefill_chunk)
 
     def _encode_rearranged(self, video, frames: int, pooler: _Pooler, mode: str, group: int) -> VisualTokens:
         ad = self.adapter
@@ -521,6 +537,10 @@ class VideoLLM:
         schedule = parse_pooling(pooling, self.adapter, group, high, low, anchors)
         if frames is None:
             frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
+        if frames < 1:
+            raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
+        guard(self.estimate(frames, schedule, kv_bits, prefill_chunk), self.adapter.device, frames, kv_bits,
+              schedule.kind)  # fmt: skip
         timings: dict[str, float] = {}
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()

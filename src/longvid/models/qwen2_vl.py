@@ -88,6 +88,10 @@ class Qwen2VLAdapter(FamilyAdapter):
         merged = self.model.model.visual(pixels, grid_thw=self._grid_thw).pooler_output  # (gt*gh*gw/m^2, d)
         return merged.view(gt, gh // self.merge, gw // self.merge, -1)
 
+    def native_grid(self) -> tuple[int, int]:
+        side = max(1, int(math.sqrt(self.max_pixels)) // (self.patch * self.merge))
+        return side, side
+
     def time_interval(self) -> float:
         # Qwen2.5-VL spaces temporal ids by tokens_per_second x seconds per step
         tokens_per_second = getattr(self.config.vision_config, "tokens_per_second", None)

@@ -30,7 +30,7 @@ WORDS = (  # noqa: SIM905 (one word list reads better as text)
     "before after time times video frame red green blue yellow purple orange cyan pink "
     "white black square circle triangle diamond appears moves left right up down still one "
     "two three four five six seven eight nine ten answer question option A B "
-    "C D E . , ? : ( ) does letter"
+    "C D E . , ? : ( ) does letter with"
 ).split()
 
 

@@ -23,6 +23,7 @@ class VideoLlavaAdapter(FamilyAdapter):
     pooling_op = "average"
     trained_frames = 8
     video_placeholder = "<video>"
+    step_extra_tokens = 1  # the CLS token each frame keeps
 
     def __init__(self, model, tokenizer, preprocess: dict, name: str) -> None:
         super().__init__(model, tokenizer, preprocess, name)

@@ -93,9 +93,17 @@ def _spread(rng, num_frames: int, k: int) -> list[int]:
 
 
 def make_item(
-    task: str, seed: int, num_frames: int, *, depth: float | None = None, form: str = "short", count: int | None = None
+    task: str,
+    seed: int,
+    num_frames: int,
+    *,
+    depth: float | None = None,
+    form: str = "short",
+    count: int | None = None,
+    density: float = 0.7,
 ) -> ProbeItem:
-    """One probe item, fully determined by its arguments."""
+    """One probe item, fully determined by its arguments. ``density``: the share of free
+    frames that show a distractor (training ramps it up from 0)."""
     if task not in TASKS:
         raise InvalidRequestError(f"unknown probe task {task!r}; choose from {', '.join(TASKS)}")
     if form not in FORMS:
@@ -109,7 +117,7 @@ def make_item(
         frame = round((depth if depth is not None else rng.random()) * (num_frames - 1))
         color, shape = _pick(rng, colors), _pick(rng, shapes)
         events = [_event(rng, frame, color, shape, marker=True)]
-        events += _distractors(rng, num_frames, {frame}, lambda r: (_pick(r, colors), _pick(r, shapes)))
+        events += _distractors(rng, num_frames, {frame}, lambda r: (_pick(r, colors), _pick(r, shapes)), density)
         question, answer, key = "what colour is the shape with the marker ?", color, (frame,)
         choices = [color, *rng.choice([c for c in colors if c != color], 3, replace=False).tolist()]
     elif task == "count":
@@ -123,7 +131,7 @@ def make_item(
             return _pick(r, colors, exclude=(color,)), shape
 
         events = [_event(rng, f, color, shape) for f in frames]
-        events += _distractors(rng, num_frames, set(frames), allowed)
+        events += _distractors(rng, num_frames, set(frames), allowed, density)
         question = f"how many times does a {color} {shape} appear ?"
         answer, key = NUMBERS[k - 1], tuple(frames)
         choices = [answer, *rng.choice([n for n in NUMBERS if n != answer], 3, replace=False).tolist()]
@@ -133,7 +141,7 @@ def make_item(
         f1, f2 = sorted(rng.choice(num_frames, 2, replace=False).tolist())
         events = [_event(rng, f1, c1, s1), _event(rng, f2, c2, s2)]
         events += _distractors(
-            rng, num_frames, {f1, f2}, lambda r: (_pick(r, colors, exclude=(c1, c2)), _pick(r, shapes))
+            rng, num_frames, {f1, f2}, lambda r: (_pick(r, colors, exclude=(c1, c2)), _pick(r, shapes)), density
         )
         first, second = (f"{c1} {s1}", f"{c2} {s2}") if rng.random() < 0.5 else (f"{c2} {s2}", f"{c1} {s1}")
         question = f"which came first , the {first} or the {second} ?"

@@ -1,0 +1,148 @@
+"""How much memory a request needs, before running it; and the 7B reference geometry.
+
+Peak memory = weights + the vision stage (one chunk of frames through the tower) + the KV
+cache + the prefill's transient activations (one chunk of tokens: hidden states, the MLP's
+intermediate, attention against the whole cache, and the chunk's attention mask). Pooled
+visual tokens and the last position's logits are small by construction.
+
+``guard`` refuses a request that cannot fit in free RAM (CPU) or free VRAM (CUDA), with the
+estimate and what would make it fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.extend.kvcache import kv_bytes
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The sizes that set memory: language model, vision tower, tokens per frame."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vision_layers: int
+    vision_hidden: int
+    patches_per_frame: int
+    tokens_per_frame: float  # after the family's own pooling
+    parameters: int
+    bytes_per_value: int = 2  # bf16 on GPU
+
+
+# Released 7B checkpoints, for the analytic column (public configs).
+REFERENCE_7B = {
+    # Qwen2-7B + SigLIP-so400m/14 @384: 27x27 patches, bilinear to 14x14
+    "llava_onevision": Geometry(28, 3584, 18944, 28, 4, 128, 26, 1152, 729, 196, 8_030_000_000),
+    # Qwen2-7B + 675M ViT; a 448x448 frame pair -> 16x16 merged tokens per 2 frames
+    "qwen2_vl": Geometry(28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000),
+    "qwen2_5_vl": Geometry(28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000),
+    # Vicuna-7B + CLIP-L/14 @336: 24x24, average-pooled to 12x12
+    "llava_next_video": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 576, 144, 7_060_000_000),
+    # Vicuna-7B + LanguageBind CLIP-L/14 @224: 16x16 + CLS per frame
+    "video_llava": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 257, 257, 7_360_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights: int
+    vision: int
+    kv_cache: int
+    prefill: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.vision + self.kv_cache + self.prefill
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def estimate(
+    geo: Geometry,
+    frames: int,
+    visual_tokens: int,
+    text_tokens: int = 64,
+    kv_bits: int = 16,
+    prefill_chunk: int = 2048,
+    chunk_frames: int = 16,
+) -> Estimate:
+    """Analytic peak memory of one request, split by stage (bytes)."""
+    b = geo.bytes_per_value
+    tokens = visual_tokens + text_tokens
+    chunk = min(prefill_chunk, tokens)
+    # one chunk through one decoder layer at a time: residual + normed + q/k/v/o, the MLP's
+    # gate/up/act, scores against every cached key (materialised by the math attention
+    # path; flash kernels avoid them), and a bool mask of chunk x tokens
+    activations = chunk * (4 * geo.hidden + 3 * geo.intermediate) * b
+    scores = chunk * tokens * geo.heads * b
+    mask = chunk * tokens
+    # vision: a chunk of frames through one tower layer (hidden x ~8 live tensors + scores)
+    patches = chunk_frames * geo.patches_per_frame
+    vision = patches * geo.vision_hidden * 8 * b + chunk_frames * geo.patches_per_frame**2 * b * 16
+    return Estimate(
+        weights=geo.parameters * b,
+        vision=vision,
+        kv_cache=kv_bytes(geo.layers, geo.kv_heads, geo.head_dim, tokens, kv_bits),
+        prefill=activations + scores + mask,
+    )
+
+
+def geometry_of(llm) -> Geometry:
+    """The loaded model's own geometry (parameters counted, dtype from its weights)."""
+    ad = llm.adapter
+    tc, vc = ad.text_config, ad.config.vision_config
+    params = sum(p.numel() for p in ad.model.parameters())
+    side = getattr(ad, "grid_side", None) or 16
+    return Geometry(
+        layers=tc.num_hidden_layers,
+        hidden=tc.hidden_size,
+        intermediate=tc.intermediate_size,
+        heads=tc.num_attention_heads,
+        kv_heads=tc.num_key_value_heads,
+        head_dim=ad.head_dim(),
+        vision_layers=getattr(vc, "num_hidden_layers", getattr(vc, "depth", 1)),
+        vision_hidden=getattr(vc, "hidden_size", getattr(vc, "embed_dim", 0)),
+        patches_per_frame=side * side,
+        tokens_per_frame=ad.native_tokens_per_frame(side, side),
+        parameters=params,
+        bytes_per_value=ad.dtype.itemsize if hasattr(ad.dtype, "itemsize") else 4,
+    )
+
+
+def available_bytes(device: str | torch.device) -> int:
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def guard(need: Estimate, device: str | torch.device, frames: int, kv_bits: int, pooling: str) -> None:
+    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory."""
+    free = available_bytes(device)
+    request = need.total - need.weights  # the weights are already in memory
+    if request <= free:
+        return
+    tips = []
+    if pooling != "progressive":
+        tips.append("--pooling progressive (about 56 % fewer visual tokens)")
+    if kv_bits > 4:
+        tips.append("--kv-bits 4 (28 % of the 16-bit KV cache)")
+    tips.append(f"fewer frames (--frames {max(1, frames // 2)})")
+    gib = 2**30
+    raise InvalidRequestError(
+        f"this request needs about {request / gib:.1f} GiB beyond the weights (KV cache "
+        f"{need.kv_cache / gib:.1f}, prefill {need.prefill / gib:.1f}, vision {need.vision / gib:.1f}) but only "
+        f"{free / gib:.1f} GiB is free on {torch.device(device).type}; try " + ", ".join(tips)
+    )

@@ -1,0 +1,88 @@
+"""Memory discipline: quantized KV cache bytes and drift, the vision stage's flat peak, the
+guard, and the analytic 7B figures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.extend.kvcache import cache_bytes, kv_bytes, quant_group
+from longvid.extend.pooling import uniform
+from longvid.memory import PeakMemory
+from longvid.models import load
+from longvid.models import budget as budget_mod
+from longvid.models.budget import REFERENCE_7B, estimate
+from longvid.models.tiny import save
+from tests.test_cli import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def ov(tmp_path_factory):
+    return load(save("llava_onevision", tmp_path_factory.mktemp("m") / "ov", hidden=64, layers=2))
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_quantized_cache_bytes_match_the_bit_width(ov, bits):
+    llm = ov
+    video = torch.randint(0, 255, (16, 32, 32, 3), dtype=torch.uint8).numpy()
+    visual = llm.encode_video(video, frames=16)
+    embeds, spans = llm.prompt("which shape came first ?", visual)
+    plan = llm.plan("none", spans, 10_000)
+    positions = llm.positions(spans, plan)
+    ref_logits, ref_cache = llm.prefill(embeds, positions, plan, kv_bits=16)
+    logits, cache = llm.prefill(embeds, positions, plan, kv_bits=bits)
+    tc = llm.adapter.text_config
+    tokens = embeds.shape[0]
+    head_dim = llm.adapter.head_dim()
+    # fp32 on CPU: the unquantized cache holds 4-byte values
+    assert cache_bytes(ref_cache) == 2 * kv_bytes(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, tokens, 16)
+    group = quant_group(tc, bits)  # 16 = head_dim at 8 and 4 bits; 8 at 2 bits (4 values a byte)
+    assert group == (8 if bits == 2 else 16)
+    want = kv_bytes(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, tokens, bits, group=group, scale_bytes=4)
+    assert cache_bytes(cache) == want
+    # one-shot prefill attends over unquantized values: the first token's logits are exact
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
+    # decoding then reads the quantized cache: small drift, growing as bits fall
+    tol = {8: 1e-2, 4: 0.1, 2: 0.6}[bits]
+    step = llm.adapter.language_model.get_input_embeddings()(torch.tensor([7]))
+    pos = positions.max() + 1
+    with torch.inference_mode():
+        a = llm._forward(step, torch.tensor([pos]), ref_cache)[-1]
+        b = llm._forward(step, torch.tensor([pos]), cache)[-1]
+    assert (a - b).abs().max() < tol
+
+
+def test_kv_bits_in_ask_report(ov):
+    answer = ov.ask(SAMPLE, "what colour is the shape with the marker ?", frames=8, kv_bits=4, max_new_tokens=2)
+    assert answer.report.kv_bits == 4 and answer.report.kv_backend == "hqq"
+    assert 0 < answer.report.kv_cache_bytes
+    with pytest.raises(InvalidRequestError, match="kv bits must be one of"):
+        ov.ask(SAMPLE, "q", frames=8, kv_bits=3)
+
+
+def test_vision_stage_peak_does_not_grow_with_frames(tmp_path):
+    # the 7B's frame geometry: 27x27 patches per frame (tiny widths), frames streamed from a file
+    llm = load(save("llava_onevision", tmp_path / "ov27", grid=27, patch=2, vision_hidden=32, hidden=64))
+    peaks = {}
+    for frames in (32, 256):
+        llm.encode_video(SAMPLE, frames=frames)  # warm up allocator and caches
+        with PeakMemory() as mem:
+            visual = llm.encode_video(SAMPLE, frames=frames)
+        peaks[frames] = mem.added
+        assert visual.tokens_before_pooling == frames * 729 + 1
+    pooled_growth = (256 - 32) * 196 * 64 * 4  # the pooled tokens themselves must grow
+    assert peaks[256] <= peaks[32] + pooled_growth + 24 * 2**20
+
+
+def test_guard_refuses_what_cannot_fit(ov, monkeypatch):
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 1 * 2**20)
+    with pytest.raises(InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try --pooling progressive"):
+        ov.ask(SAMPLE, "q", frames=256)
+
+
+def test_analytic_7b_kv_cache():
+    geo = REFERENCE_7B["llava_onevision"]
+    est = estimate(geo, 256, 256 * 196, text_tokens=0)
+    assert est.kv_cache / 2**30 == pytest.approx(2.68, abs=0.01)  # 2 x 28 x 4 x 128 x 50,176 x 2 bytes
+    assert uniform(2).expected_tokens(256, 27, 27) == 50_176
