@@ -77,7 +77,9 @@ def test_vision_stage_peak_does_not_grow_with_frames(tmp_path):
 
 def test_guard_refuses_what_cannot_fit(ov, monkeypatch):
     monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 1 * 2**20)
-    with pytest.raises(InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try --pooling progressive"):
+    with pytest.raises(
+        InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try --pooling progressive"
+    ):
         ov.ask(SAMPLE, "q", frames=256)
 
 
@@ -86,3 +88,19 @@ def test_analytic_7b_kv_cache():
     est = estimate(geo, 256, 256 * 196, text_tokens=0)
     assert est.kv_cache / 2**30 == pytest.approx(2.68, abs=0.01)  # 2 x 28 x 4 x 128 x 50,176 x 2 bytes
     assert uniform(2).expected_tokens(256, 27, 27) == 50_176
+
+
+def test_profile_cli_table_json_plot(tmp_path, capsys):
+    from longvid.cli import main
+
+    model = save("llava_onevision", tmp_path / "ov", grid=8, patch=4)
+    code = main(["profile", "--model", str(model), "--frames", "8,16", "--out", str(tmp_path / "p")])
+    out = capsys.readouterr().out
+    assert code == 0 and "| 16 |" in out
+    import json
+
+    rows = json.loads((tmp_path / "p" / "profile.json").read_text())
+    assert [r["frames"] for r in rows] == [8, 16]
+    assert rows[1]["kv_cache"] > rows[0]["kv_cache"] > 0
+    assert rows[1]["analytic_7b"]["visual_tokens"] == 16 * 196 + 1
+    assert (tmp_path / "p" / "profile.png").stat().st_size > 1000

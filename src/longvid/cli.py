@@ -207,8 +207,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a question about a video, with a report of frames, tokens, memory and time."""
+    from longvid.memory import return_freed_memory_to_os
     from longvid.models import load
 
+    return_freed_memory_to_os()
     _quiet_transformers()
     llm = load(model, device=device, visual_window=visual_window)
     answer = llm.ask(
@@ -339,6 +341,40 @@ def probe(
         png = heatmap(records, stem.with_suffix(".png"), title=f"{task} ({form}) on {llm.adapter.name}")
         print(f"heatmap: {png}")
     print(f"wrote {stem}.json and {stem}.md")
+
+
+@app.command()
+def profile(
+    video: Annotated[Path | None, typer.Argument(help="Video (default: the bundled sample).")] = None,
+    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the bundled testbed).")] = None,
+    frames: Annotated[str, typer.Option(help="Frame counts, e.g. 32,64,128,256.")] = "32,64,128,256",
+    pooling: Annotated[str, typer.Option(help="uniform or progressive.")] = "uniform",
+    kv_bits: Annotated[int, typer.Option(help="KV cache precision: 16, 8, 4 or 2.")] = 16,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_CHOICES}.")] = "none",
+    prefill_chunk: Annotated[int, typer.Option(help="Tokens per prefill chunk.")] = 2048,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for the JSON and PNG.")] = Path("out/profile"),
+) -> None:
+    """Peak memory per stage (weights, vision, KV cache, prefill) and seconds, by frame count,
+    beside the analytic figure for the 7B model of the same family."""
+    from longvid.memory import return_freed_memory_to_os
+    from longvid.models import load
+    from longvid.models.profile import plot, table
+    from longvid.models.profile import profile as run_profile
+    from longvid.testbed.sample import default_sample
+
+    return_freed_memory_to_os()
+    _quiet_transformers()
+    llm = load(model, device=device)
+    rows = run_profile(
+        llm, video or default_sample(), _parse_list(frames, int), pooling=pooling, kv_bits=kv_bits, extend=extend,
+        prefill_chunk=prefill_chunk,
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1))
+    png = plot(rows, out / "profile.png", f"{llm.adapter.name} ({llm.family}), {pooling}, {kv_bits}-bit KV")
+    print(table(rows))
+    print(f"weights: {rows[0].weights / 2**20:.1f} MiB; wrote {out / 'profile.json'} and {png}")
 
 
 testbed_app = typer.Typer(help="The bundled testbed model: train it, or print its card.", no_args_is_help=True)

@@ -35,19 +35,37 @@ class Geometry:
     tokens_per_frame: float  # after the family's own pooling
     parameters: int
     bytes_per_value: int = 2  # bf16 on GPU
+    grid_side: int = 0  # tokens per side of one temporal step before longvid's pooling
+    frames_per_step: int = 1
+    step_extra: int = 0  # unpooled tokens per step (Video-LLaVA's CLS)
+    video_extra: int = 0  # tokens after the video (LLaVA-OneVision's newline)
+
+    def visual_tokens(self, frames: int, schedule) -> int:
+        """Visual tokens for ``frames`` frames under a pooling schedule (uniform/progressive)."""
+        steps = -(-frames // self.frames_per_step)
+        side = self.grid_side
+        return schedule.expected_tokens(steps, side, side) + steps * self.step_extra + self.video_extra
 
 
 # Released 7B checkpoints, for the analytic column (public configs).
 REFERENCE_7B = {
     # Qwen2-7B + SigLIP-so400m/14 @384: 27x27 patches, bilinear to 14x14
-    "llava_onevision": Geometry(28, 3584, 18944, 28, 4, 128, 26, 1152, 729, 196, 8_030_000_000),
+    "llava_onevision": Geometry(
+        28, 3584, 18944, 28, 4, 128, 26, 1152, 729, 196, 8_030_000_000, grid_side=27, video_extra=1
+    ),
     # Qwen2-7B + 675M ViT; a 448x448 frame pair -> 16x16 merged tokens per 2 frames
-    "qwen2_vl": Geometry(28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000),
-    "qwen2_5_vl": Geometry(28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000),
+    "qwen2_vl": Geometry(
+        28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000, grid_side=16, frames_per_step=2
+    ),
+    "qwen2_5_vl": Geometry(
+        28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000, grid_side=16, frames_per_step=2
+    ),
     # Vicuna-7B + CLIP-L/14 @336: 24x24, average-pooled to 12x12
-    "llava_next_video": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 576, 144, 7_060_000_000),
+    "llava_next_video": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 576, 144, 7_060_000_000, grid_side=24),
     # Vicuna-7B + LanguageBind CLIP-L/14 @224: 16x16 + CLS per frame
-    "video_llava": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 257, 257, 7_360_000_000),
+    "video_llava": Geometry(
+        32, 4096, 11008, 32, 32, 128, 24, 1024, 257, 257, 7_360_000_000, grid_side=16, step_extra=1
+    ),
 }
 
 
@@ -74,16 +92,18 @@ def estimate(
     kv_bits: int = 16,
     prefill_chunk: int = 2048,
     chunk_frames: int = 16,
+    materialized_scores: bool = False,
 ) -> Estimate:
-    """Analytic peak memory of one request, split by stage (bytes)."""
+    """Analytic peak memory of one request, split by stage (bytes). ``materialized_scores``:
+    count chunk x tokens attention scores per head (the math attention path; the SDPA
+    kernels used on CUDA and, here, on CPU compute attention in blocks instead)."""
     b = geo.bytes_per_value
     tokens = visual_tokens + text_tokens
     chunk = min(prefill_chunk, tokens)
     # one chunk through one decoder layer at a time: residual + normed + q/k/v/o, the MLP's
-    # gate/up/act, scores against every cached key (materialised by the math attention
-    # path; flash kernels avoid them), and a bool mask of chunk x tokens
+    # gate/up/act, a bool mask of chunk x tokens, and (math path only) the scores
     activations = chunk * (4 * geo.hidden + 3 * geo.intermediate) * b
-    scores = chunk * tokens * geo.heads * b
+    scores = chunk * tokens * geo.heads * b if materialized_scores else 0
     mask = chunk * tokens
     # vision: a chunk of frames through one tower layer (hidden x ~8 live tensors + scores)
     patches = chunk_frames * geo.patches_per_frame

@@ -55,6 +55,11 @@ def sample_scene(seed: int = 7, sampled_frames: int = 16, needle_slot: int = 11)
     return scene, answer
 
 
+def default_sample() -> Path:
+    """The sample video shipped in the package."""
+    return Path(__file__).resolve().parent.parent / "data" / "sample.mp4"
+
+
 def write_sample(path: str | Path = "src/longvid/data/sample.mp4") -> tuple[Path, str]:
     scene, answer = sample_scene()
     write_video(scene, path, codec="libx264", gop=32, crf=18, write_truth=True)
