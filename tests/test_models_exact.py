@@ -88,7 +88,7 @@ def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_d
 @pytest.mark.parametrize("family", ["llava_next_video", "video_llava"])
 def test_llava_next_video_and_video_llava_equal_transformers(tiny_dir, frames_array, family):
     llm = load(tiny_dir / family)
-    logits, spans, positions, visual = ours(llm, frames_array)
+    logits, spans, _, visual = ours(llm, frames_array)
     per_frame = 16 if family == "llava_next_video" else 64 + 1  # 8x8 grid: pooled 4x4 / all patches + CLS
     assert visual.embeds.shape[0] == 8 * per_frame
     input_ids = hf_inputs(llm, spans)
