@@ -56,3 +56,17 @@ def test_ask_table_output(capsys, checkpoints):
 def test_ask_errors(capsys, checkpoints, args, needle):
     code, _, err = run(capsys, "ask", SAMPLE, "q", "--model", checkpoints["llava_onevision"], *args)
     assert code == 2 and needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ask_with_every_option(capsys, checkpoints, family):
+    rearrange = "none" if family.startswith("qwen") else "interleave"  # Qwen's encoder pairs frames
+    code, out, err = run(
+        capsys, "ask", SAMPLE, "which shape came first ?", "--model", checkpoints[family], "--frames", 16,
+        "--extend", "ntk", "--pooling", "progressive", "--anchors", "fixed", "--kv-bits", 4,
+        "--rearrange", rearrange, "--max-new-tokens", 2, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["kv_bits"] == 4 and result["kv_backend"] == "hqq" and result["rearrange"] == rearrange
+    assert result["pooling"].startswith("progressive") and result["frames"] == 16
