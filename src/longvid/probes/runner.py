@@ -179,7 +179,8 @@ def summarize(records: Iterable[ProbeRecord], by_depth: bool = False) -> list[Ro
 
 
 def heatmap(records: list[ProbeRecord], path: str | Path, title: str = "") -> Path:
-    """V-NIAH-style heatmap: frames (x) by needle depth (y), colour = accuracy."""
+    """V-NIAH-style heatmaps: frames (x) by needle depth (y), colour = accuracy; one panel
+    per (extension, pooling) combination."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,28 +190,32 @@ def heatmap(records: list[ProbeRecord], path: str | Path, title: str = "") -> Pa
     depths = sorted({r.depth for r in records if r.depth is not None})
     if not depths:
         raise InvalidRequestError("a heatmap needs needle depths (--depths)")
-    acc = np.full((len(depths), len(frames)), np.nan)
-    for i, d in enumerate(depths):
-        for j, f in enumerate(frames):
-            rs = [r.correct for r in records if r.frames == f and r.depth == d]
-            if rs:
-                acc[i, j] = np.mean(rs)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(frames), 1.0 + 0.4 * len(depths)))
-    im = ax.imshow(acc, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(frames)), [str(f) for f in frames])
-    ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
-    ax.set_xlabel("frames")
-    ax.set_ylabel("needle depth")
-    for i in range(len(depths)):
-        for j in range(len(frames)):
-            if not np.isnan(acc[i, j]):
-                ax.text(j, i, f"{acc[i, j]:.0%}", ha="center", va="center", fontsize=7)
-    ax.set_title(title or "needle accuracy")
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
+    combos = list(dict.fromkeys((r.extend, r.pooling) for r in records))
+    fig, axes = plt.subplots(
+        1, len(combos), figsize=(0.4 + (1.0 + 0.75 * len(frames)) * len(combos), 1.4 + 0.4 * len(depths)), squeeze=False
+    )
+    for ax, (extend, pooling) in zip(axes[0], combos, strict=True):
+        acc = np.full((len(depths), len(frames)), np.nan)
+        for i, d in enumerate(depths):
+            for j, f in enumerate(frames):
+                rs = [r.correct for r in records if (r.frames, r.depth, r.extend, r.pooling) == (f, d, extend, pooling)]
+                if rs:
+                    acc[i, j] = np.mean(rs)
+        im = ax.imshow(acc, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(frames)), [str(f) for f in frames])
+        ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
+        ax.set_xlabel("frames")
+        ax.set_title(f"{extend} / {pooling}", fontsize=9)
+        for i in range(len(depths)):
+            for j in range(len(frames)):
+                if not np.isnan(acc[i, j]):
+                    ax.text(j, i, f"{acc[i, j]:.0%}", ha="center", va="center", fontsize=7)
+    axes[0][0].set_ylabel("needle depth")
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02)
+    fig.suptitle(title or "needle accuracy", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
