@@ -200,31 +200,16 @@ def probe(path: str | Path, exact: bool = False) -> VideoInfo:
         codec = ctx.name
         pix_fmt = ctx.format.name if ctx.format is not None else None
         width, height = ctx.width, ctx.height
-        if exact:
-            header_frames = 0
-            key_gaps = None
-        else:
-            header_frames = int(stream.frames or 0)
-            key_gaps = _keyframe_gaps(container, stream)
-            duration = _header_duration(container, stream)
+        header_frames = int(stream.frames or 0)
+        duration = _header_duration(container, stream)
+        key_gaps = None if exact else _keyframe_gaps(container, stream)
     if exact:
         index = frame_index(path)
         if not fps:
             fps = Fraction(1 / index.frame_duration).limit_denominator(1001)
         interval = float(np.diff(index.keyframes).mean()) if len(index.keyframes) > 1 else None
-        return VideoInfo(
-            path=str(path),
-            duration=index.duration,
-            fps=fps,
-            frame_count=len(index),
-            frame_count_exact=True,
-            width=width,
-            height=height,
-            codec=codec,
-            pix_fmt=pix_fmt,
-            keyframe_interval=interval,
-        )
-    if header_frames > 0:
+        duration, count, exact_count, key_gaps = index.duration, len(index), True, interval
+    elif header_frames > 0:
         count, exact_count = header_frames, True
     elif duration is not None and fps:
         count, exact_count = max(1, round(duration * float(fps))), False

@@ -370,12 +370,8 @@ class FrameReader:
         fail to decode. ``threads``: FFmpeg frame threading (default: on for plans that
         are mostly sequential, where it helps; off for seek-heavy ones, where it does not).
         """
-        requested = self.targets(
-            n=n, indices=indices, fps=fps, max_frames=max_frames, timestamps=timestamps, strict=strict
-        )
-        sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
-        unique = np.unique(sources)
-        out_w, out_h = _target_size(self.info.width, self.info.height, size)
+        request = dict(n=n, indices=indices, fps=fps, max_frames=max_frames, timestamps=timestamps)
+        requested, sources, unique, (out_w, out_h) = self._resolve(request, size, fast, tolerance, strict)
         array = np.empty((len(unique), out_h, out_w, 3), dtype=np.uint8)
         got = np.zeros(len(unique), dtype=bool)
         stats = DecodeStats()
@@ -422,10 +418,7 @@ class FrameReader:
         at most ``chunk`` frames, so a consumer can encode while decoding continues."""
         if chunk < 1:
             raise InvalidRequestError(f"chunk must be >= 1 (got {chunk})")
-        requested = self.targets(n=n, strict=strict, **request)
-        sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
-        unique = np.unique(sources)
-        out_w, out_h = _target_size(self.info.width, self.info.height, size)
+        _, _, unique, (out_w, out_h) = self._resolve({"n": n, **request}, size, fast, tolerance, strict)
         stats = DecodeStats()
         buf = np.empty((chunk, out_h, out_w, 3), dtype=np.uint8)
         buf_idx: list[int] = []
@@ -442,6 +435,13 @@ class FrameReader:
             self._report_skipped(missing, strict)
         if buf_idx:
             yield self._chunk(buf, buf_idx, stats, skipped=missing)
+
+    def _resolve(self, request: dict, size: Size, fast: bool, tolerance: float | None, strict: bool):
+        """Requested indices (request order), the frames to decode for them (keyframes in
+        fast mode), those sorted without repeats, and the output (W, H)."""
+        requested = self.targets(strict=strict, **request)
+        sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
+        return requested, sources, np.unique(sources), _target_size(self.info.width, self.info.height, size)
 
     def _chunk(self, buf: np.ndarray, idx: list[int], stats: DecodeStats, skipped=()) -> Frames:
         indices = np.asarray(idx, dtype=np.int64)
