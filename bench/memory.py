@@ -8,8 +8,8 @@ pooling keeps 196 tokens a frame (50,177 visual tokens at 256 frames) and progre
 (G=4, strides 2/4) 86; a 2-layer language model 512 wide with 4 KV heads of 128 (the 7B's
 head size), fp32 on this CPU. Each configuration runs in its own process (a run's freed
 memory cannot hide the next one's peak), with 1 torch thread and freed memory returned to
-the OS at once (``longvid.memory.return_freed_memory_to_os``). Prefill runs in chunks of
-2,048 tokens with logits for the last position only.
+the OS at once (``longvid.memory.return_freed_memory_to_os``). Prefill runs in chunks sized
+by ``VideoLLM.auto_chunk`` with logits for the last position only.
 
 Prints ``BENCH {json}`` per configuration and the ratio; ``--markdown`` writes the table.
 """
@@ -49,19 +49,21 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     with PeakMemory() as total:
         visual = llm.encode_video(default_sample(), frames, schedule)
         embeds, spans = llm.prompt(question, visual)
+        tokens = int(visual.embeds.shape[0])
         plan = llm.plan("none", spans, 10**9)
         positions = llm.positions(spans, plan)
-        _, cache = llm.prefill(embeds, positions, plan, chunk=2048, kv_bits=cfg["kv_bits"])
+        del visual.embeds  # the prompt embeddings hold the visual tokens now (as ask does)
+        _, cache = llm.prefill(embeds, positions, plan, kv_bits=cfg["kv_bits"])
         from longvid.extend.kvcache import cache_bytes
 
         kv = cache_bytes(cache)
-    est = estimate(geometry_of(llm), frames, int(visual.embeds.shape[0]), kv_bits=cfg["kv_bits"])
+    est = estimate(geometry_of(llm), frames, tokens, kv_bits=cfg["kv_bits"], prefill_chunk=llm.auto_chunk())
     ref = REFERENCE_7B["llava_onevision"]
     ref_est = estimate(ref, frames, ref.visual_tokens(frames, schedule), kv_bits=cfg["kv_bits"])
     return {
         "config": name,
         "frames": frames,
-        "visual_tokens": int(visual.embeds.shape[0]),
+        "visual_tokens": tokens,
         "peak_beyond_weights": total.added,
         "kv_cache": kv,
         "chunk_activations_analytic": est.prefill,

@@ -30,8 +30,9 @@ def test_quantized_cache_bytes_match_the_bit_width(ov, bits):
     embeds, spans = llm.prompt("which shape came first ?", visual)
     plan = llm.plan("none", spans, 10_000)
     positions = llm.positions(spans, plan)
-    ref_logits, ref_cache = llm.prefill(embeds, positions, plan, kv_bits=16)
-    logits, cache = llm.prefill(embeds, positions, plan, kv_bits=bits)
+    one_shot = embeds.shape[0]
+    ref_logits, ref_cache = llm.prefill(embeds, positions, plan, chunk=one_shot, kv_bits=16)
+    logits, cache = llm.prefill(embeds, positions, plan, chunk=one_shot, kv_bits=bits)
     tc = llm.adapter.text_config
     tokens = embeds.shape[0]
     head_dim = llm.adapter.head_dim()

@@ -351,7 +351,7 @@ def profile(
     pooling: Annotated[str, typer.Option(help="uniform or progressive.")] = "uniform",
     kv_bits: Annotated[int, typer.Option(help="KV cache precision: 16, 8, 4 or 2.")] = 16,
     extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_CHOICES}.")] = "none",
-    prefill_chunk: Annotated[int, typer.Option(help="Tokens per prefill chunk.")] = 2048,
+    prefill_chunk: Annotated[int | None, typer.Option(help="Tokens per prefill chunk (default: auto).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Folder for the JSON and PNG.")] = Path("out/profile"),
 ) -> None:

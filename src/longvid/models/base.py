@@ -309,13 +309,16 @@ class VideoLLM:
             timings["encode"] = timings.get("encode", 0.0) + t_encode
         return pooler.finish(_merge_frames(all_frames))
 
-    def estimate(self, frames: int, schedule: Schedule, kv_bits: int = 16, prefill_chunk: int = 2048) -> Estimate:
+    def estimate(
+        self, frames: int, schedule: Schedule, kv_bits: int = 16, prefill_chunk: int | None = None
+    ) -> Estimate:
         """Analytic memory of a request on this model, before running it."""
         ad = self.adapter
         h, w = ad.native_grid()
         steps = -(-frames // ad.frames_per_step)
         tokens = schedule.expected_tokens(steps, h, w) + steps * getattr(ad, "step_extra_tokens", 0) + 1
-        return estimate(geometry_of(self), frames, tokens, kv_bits=kv_bits, prefill_chunk=prefill_chunk)
+        chunk = prefill_chunk or self.auto_chunk()
+        return estimate(geometry_of(self), frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk)
 
     def _encode_rearranged(self, video, frames: int, pooler: _Pooler, mode: str, group: int) -> VisualTokens:
         ad = self.adapter
@@ -441,15 +444,16 @@ class VideoLLM:
         embeds: torch.Tensor,
         positions: torch.Tensor,
         plan: RopePlan,
-        chunk: int = 2048,
+        chunk: int | None = None,
         all_logits: bool = False,
         progress: bool = False,
         kv_bits: int = 16,
     ):
-        """Run the prompt through the language model in chunks of ``chunk`` tokens, filling
-        the KV cache (quantized below 16 bits); logits for the last position only (or all,
-        for tests)."""
+        """Run the prompt through the language model in chunks of ``chunk`` tokens (default:
+        ``auto_chunk``), filling the KV cache (quantized below 16 bits); logits for the last
+        position only (or all, for tests)."""
         ad = self.adapter
+        chunk = chunk or self.auto_chunk()
         if chunk < 1:
             raise InvalidRequestError(f"prefill chunk must be >= 1 (got {chunk})")
         cache = make_cache(kv_bits, ad.text_config)
@@ -467,6 +471,17 @@ class VideoLLM:
                 bar.update(end - start)
         bar.close()
         return torch.cat(outs, dim=0), cache
+
+    def auto_chunk(self) -> int:
+        """Prefill chunk size: the chunk's attention mask against every cached key (chunk x
+        tokens, widened to 4-byte floats by SDPA on CPU) should stay near a tenth of the KV
+        cache, which holds kv_bytes_per_token x tokens; so chunk <= kv_bytes_per_token / 40,
+        within [128, 2048]. 7B models (57 KB a token) get ~1,400; tiny test models 128."""
+        tc = self.adapter.text_config
+        per_token = (
+            2 * tc.num_hidden_layers * tc.num_key_value_heads * self.adapter.head_dim() * self.adapter.dtype.itemsize
+        )
+        return int(min(2048, max(128, per_token // 40)))
 
     def decode(
         self, first_logits: torch.Tensor, cache, positions: torch.Tensor, plan: RopePlan, max_new_tokens: int
@@ -512,7 +527,7 @@ class VideoLLM:
         rearrange: str = "none",
         max_new_tokens: int = 32,
         chunk_frames: int = 16,
-        prefill_chunk: int = 2048,
+        prefill_chunk: int | None = None,
         progress: bool = False,
     ) -> Answer:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
@@ -546,6 +561,8 @@ class VideoLLM:
             t0 = time.perf_counter()
             visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange)
             embeds, spans = self.prompt(question, visual)
+            n_visual = int(visual.embeds.shape[0])
+            visual.embeds = visual.embeds[:0]  # the prompt embeddings hold a copy; keep one
             window = visual_window or self.visual_window(visual.native_grid)
             plan = self.plan(extend, spans, window)
             positions = self.positions(spans, plan)
@@ -569,7 +586,7 @@ class VideoLLM:
             frame_indices=[int(i) for i in fr.indices],
             timestamps=[round(float(t), 3) for t in fr.timestamps],
             visual_tokens_before_pooling=visual.tokens_before_pooling,
-            visual_tokens=int(visual.embeds.shape[0]),
+            visual_tokens=n_visual,
             tokens_per_frame=per_frame,
             prompt_tokens=int(embeds.shape[0]),
             visual_window=window,

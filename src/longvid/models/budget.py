@@ -101,10 +101,11 @@ def estimate(
     tokens = visual_tokens + text_tokens
     chunk = min(prefill_chunk, tokens)
     # one chunk through one decoder layer at a time: residual + normed + q/k/v/o, the MLP's
-    # gate/up/act, a bool mask of chunk x tokens, and (math path only) the scores
+    # gate/up/act, the chunk's mask over every key (as 4-byte floats), and (math path
+    # only) the scores
     activations = chunk * (4 * geo.hidden + 3 * geo.intermediate) * b
     scores = chunk * tokens * geo.heads * b if materialized_scores else 0
-    mask = chunk * tokens
+    mask = chunk * tokens * 4
     # vision: a chunk of frames through one tower layer (hidden x ~8 live tensors + scores)
     patches = chunk_frames * geo.patches_per_frame
     vision = patches * geo.vision_hidden * 8 * b + chunk_frames * geo.patches_per_frame**2 * b * 16

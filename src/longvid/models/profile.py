@@ -47,7 +47,7 @@ def profile(
     pooling: str = "uniform",
     kv_bits: int = 16,
     extend: str = "none",
-    prefill_chunk: int = 2048,
+    prefill_chunk: int | None = None,
     question: str = "what colour is the shape with the marker ?",
 ) -> list[ProfileRow]:
     ad = llm.adapter
