@@ -57,7 +57,9 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
         from longvid.extend.kvcache import cache_bytes
 
         kv = cache_bytes(cache)
-    est = estimate(geometry_of(llm), frames, tokens, kv_bits=cfg["kv_bits"], prefill_chunk=llm.auto_chunk())
+    est = estimate(
+        geometry_of(llm), frames, tokens, kv_bits=cfg["kv_bits"], prefill_chunk=llm.auto_chunk(cfg["kv_bits"])
+    )
     ref = REFERENCE_7B["llava_onevision"]
     ref_est = estimate(ref, frames, ref.visual_tokens(frames, schedule), kv_bits=cfg["kv_bits"])
     return {

@@ -384,7 +384,8 @@ app.add_typer(testbed_app, name="testbed")
 @testbed_app.command("train")
 def testbed_train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")] = Path("out/testbed"),
-    steps: Annotated[int, typer.Option()] = 4200,
+    steps: Annotated[int, typer.Option()] = 3600,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1.5e-3,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1: see the training module's note).")] = 1,
 ) -> None:
@@ -392,7 +393,7 @@ def testbed_train(
     from longvid.testbed.train import TrainConfig, train
 
     _quiet_transformers()
-    last = train(TrainConfig(steps=steps, seed=seed, threads=threads), out)
+    last = train(TrainConfig(steps=steps, lr=lr, seed=seed, threads=threads), out)
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in last.items()))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
-from longvid.extend.kvcache import cache_bytes, kv_backend, make_cache
+from longvid.extend.kvcache import DEFAULT_RESIDUAL, cache_bytes, kv_backend, make_cache
 from longvid.extend.pooling import Schedule, pool_frames, progressive, uniform
 from longvid.extend.positions import (
     Span,
@@ -317,7 +317,7 @@ class VideoLLM:
         h, w = ad.native_grid()
         steps = -(-frames // ad.frames_per_step)
         tokens = schedule.expected_tokens(steps, h, w) + steps * getattr(ad, "step_extra_tokens", 0) + 1
-        chunk = prefill_chunk or self.auto_chunk()
+        chunk = prefill_chunk or self.auto_chunk(kv_bits)
         return estimate(geometry_of(self), frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk)
 
     def _encode_rearranged(self, video, frames: int, pooler: _Pooler, mode: str, group: int) -> VisualTokens:
@@ -453,7 +453,7 @@ class VideoLLM:
         ``auto_chunk``), filling the KV cache (quantized below 16 bits); logits for the last
         position only (or all, for tests)."""
         ad = self.adapter
-        chunk = chunk or self.auto_chunk()
+        chunk = chunk or self.auto_chunk(kv_bits)
         if chunk < 1:
             raise InvalidRequestError(f"prefill chunk must be >= 1 (got {chunk})")
         cache = make_cache(kv_bits, ad.text_config)
@@ -472,16 +472,17 @@ class VideoLLM:
         bar.close()
         return torch.cat(outs, dim=0), cache
 
-    def auto_chunk(self) -> int:
+    def auto_chunk(self, kv_bits: int = 16) -> int:
         """Prefill chunk size: the chunk's attention mask against every cached key (chunk x
         tokens, widened to 4-byte floats by SDPA on CPU) should stay near a tenth of the KV
         cache, which holds kv_bytes_per_token x tokens; so chunk <= kv_bytes_per_token / 40,
-        within [128, 2048]. 7B models (57 KB a token) get ~1,400; tiny test models 128."""
+        within [128, 2048]. 7B models (57 KB a token) get ~1,400; tiny test models 128. A
+        quantized cache takes whole full-precision windows at a time (fewer dequantizations)."""
         tc = self.adapter.text_config
-        per_token = (
-            2 * tc.num_hidden_layers * tc.num_key_value_heads * self.adapter.head_dim() * self.adapter.dtype.itemsize
-        )
-        return int(min(2048, max(128, per_token // 40)))
+        layers_heads = 2 * tc.num_hidden_layers * tc.num_key_value_heads
+        per_token = layers_heads * self.adapter.head_dim() * self.adapter.dtype.itemsize
+        chunk = int(min(2048, max(128, per_token // 40)))
+        return chunk if kv_bits == 16 else max(chunk, DEFAULT_RESIDUAL)
 
     def decode(
         self, first_logits: torch.Tensor, cache, positions: torch.Tensor, plan: RopePlan, max_new_tokens: int
