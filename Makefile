@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint bench-sampling sample
+.PHONY: setup demo test lint bench-sampling bench-memory results sample
 
 setup: $(VENV)/.installed
 
@@ -11,10 +11,9 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $@
 
-# The main job on the bundled sample video: a contact sheet of 16 exactly-sampled frames.
+# The main job: the bundled testbed model answers a question about the bundled sample video.
 demo: setup
-	$(BIN)/longvid info src/longvid/data/sample.mp4
-	$(BIN)/longvid frames src/longvid/data/sample.mp4 -n 16 --sheet out/sample_sheet.png
+	$(BIN)/longvid ask src/longvid/data/sample.mp4 "what colour is the shape with the marker ?"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -26,6 +25,12 @@ lint: setup
 # Regenerates the bundled sample (deterministic from its seed).
 sample: setup
 	$(BIN)/python -m longvid.testbed.sample src/longvid/data/sample.mp4
+
+results: setup
+	bash scripts/results.sh
+
+bench-memory: setup
+	$(BIN)/python bench/memory.py --markdown docs/memory_table.md
 
 bench-sampling: setup
 	$(BIN)/python -m pip install -q decord

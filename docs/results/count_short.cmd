@@ -1,0 +1,1 @@
+.venv/bin/longvid probe --task count --frames 16,32,64,128,256,512 --sweep --samples 16 --out docs/results

@@ -1,0 +1,46 @@
+"""The bundled testbed model: loads as the default, answers the README's question, carries a
+card, and scores on fresh probe seeds at its training length as its card says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from longvid.cli import main
+from longvid.models import load
+from longvid.probes.runner import run_probe
+from longvid.testbed import default_model_path
+from longvid.testbed.sample import QUESTION, default_sample, sample_scene
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    return load()  # no model named: the bundled testbed
+
+
+def test_default_model_is_the_testbed(testbed):
+    assert testbed.adapter.name == str(default_model_path())
+    assert testbed.trained_frames == 16 and testbed.visual_window((8, 8)) == 256
+    card = json.loads((default_model_path() / "card.json").read_text())
+    assert card["visual_window"] == 256 and card["history"][-1]["step"] == card["train_config"]["steps"]
+
+
+def test_readme_main_command_answers_the_sample(capsys):
+    _, answer = sample_scene()
+    code = main(["ask", str(default_sample()), QUESTION, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["answer"] == answer == "pink"
+    assert out["frames"] == 16 and out["visual_tokens"] == 16 * 16 + 1
+
+
+def test_needle_at_training_length_on_fresh_seeds(testbed):
+    records = list(run_probe(testbed, "needle", [16], samples=24, seed=7))
+    accuracy = sum(r.correct for r in records) / len(records)
+    assert accuracy >= 0.9
+
+
+def test_card_command(capsys):
+    assert main(["testbed", "card"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out accuracy" in out and "reproduce with: longvid testbed train" in out
