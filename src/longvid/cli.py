@@ -306,6 +306,7 @@ def probe(
     samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
     form: Annotated[str, typer.Option(help="short (one word) or mc (letter).")] = "short",
     mode: Annotated[str, typer.Option(help="cache (encode once) or full (real video files).")] = "cache",
+    kv_bits: Annotated[int, typer.Option(help="KV cache precision: 16, 8, 4 or 2.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the item set.")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1 is fastest under contention).")] = 1,
     out: Annotated[Path, typer.Option(help="Folder for the JSON, Markdown and heatmap.")] = Path("out/probe"),
@@ -325,7 +326,7 @@ def probe(
     records = list(
         run_probe(
             llm, task, frame_list, depths=_parse_depths(depths), extends=extends, poolings=poolings,
-            samples=samples, form=form, mode=mode, seed=seed, progress=sys.stderr.isatty(),
+            samples=samples, form=form, mode=mode, seed=seed, kv_bits=kv_bits, progress=sys.stderr.isatty(),
         )
     )  # fmt: skip
     rows = summarize(records)

@@ -58,12 +58,14 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _first_token(llm: VideoLLM, question: str, visual, extend: str, measure: bool) -> tuple[str, float, int]:
+def _first_token(
+    llm: VideoLLM, question: str, visual, extend: str, measure: bool, kv_bits: int = 16
+) -> tuple[str, float, int]:
     embeds, spans = llm.prompt(question, visual)
     plan = llm.plan(extend, spans, llm.visual_window(visual.native_grid))
     positions = llm.positions(spans, plan)
     with PeakMemory(llm.adapter.device) as mem:
-        logits, _ = llm.prefill(embeds, positions, plan)
+        logits, _ = llm.prefill(embeds, positions, plan, kv_bits=kv_bits)
     token = int(logits[-1].argmax())
     word = llm.adapter.tokenizer.convert_ids_to_tokens(token)
     return word, plan.scale, (mem.added if measure else 0)
@@ -81,6 +83,7 @@ def run_probe(
     form: str = "short",
     mode: str = "cache",
     seed: int = 0,
+    kv_bits: int = 16,
     progress: bool = False,
 ) -> Iterator[ProbeRecord]:
     """Yield one record per (item, depth, extension, pooling)."""
@@ -116,7 +119,9 @@ def run_probe(
                 for pooling in poolings:
                     visual = llm.pool_grid(g, schedules[pooling])
                     for j, extend in enumerate(extends):
-                        word, scale, peak = _first_token(llm, item.question, visual, extend, measure=k == 0 and j == 0)
+                        word, scale, peak = _first_token(
+                            llm, item.question, visual, extend, measure=k == 0 and j == 0, kv_bits=kv_bits
+                        )
                         yield ProbeRecord(
                             task=task,
                             frames=n,
