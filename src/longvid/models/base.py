@@ -14,7 +14,6 @@ around the video, extra visual tokens, and which position layout it uses.
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -680,7 +679,3 @@ def _merge_frames(chunks: list[Frames], keep_pixels: bool = False) -> Frames:
     empty = np.empty((len(indices), 0, 0, 3), np.uint8)
     array = np.concatenate([c.array for c in chunks]) if keep_pixels else empty
     return Frames(array=array, indices=indices, timestamps=timestamps, info=chunks[0].info)
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}

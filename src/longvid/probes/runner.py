@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.memory import PeakMemory
@@ -254,8 +253,3 @@ def markdown(rows: list[Row], extends: list[str], poolings: list[str]) -> str:
 
 def to_jsonable(rows) -> list[dict]:
     return [asdict(r) if isinstance(r, Row) else r for r in rows]
-
-
-def set_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(n)
