@@ -46,7 +46,7 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     schedule = progressive(4, 2, 4) if cfg["pooling"] == "progressive" else uniform(2)
     question = "what colour is the shape with the marker ?"
     # warm-up outside the measured window: decoder, allocator, kernels, and the KV path
-    # itself (importing hqq alone adds 113 MiB of RSS); 16 frames spill past one quantized block
+    # itself; 16 frames spill past one cache block
     warm = llm.encode_video(default_sample(), 16, schedule)
     w_embeds, w_spans = llm.prompt(question, warm)
     w_plan = llm.plan("none", w_spans, 10**9)
@@ -54,11 +54,10 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     del warm, w_embeds
     with PeakMemory() as total:
         visual = llm.encode_video(default_sample(), frames, schedule)
-        embeds, spans = llm.prompt(question, visual)
-        tokens = int(visual.embeds.shape[0])
+        tokens = visual.count
+        embeds, spans = llm.prompt_pieces(question, visual)  # consumed by prefill, as in ask
         plan = llm.plan("none", spans, 10**9)
         positions = llm.positions(spans, plan)
-        del visual.embeds  # the prompt embeddings hold the visual tokens now (as ask does)
         _, cache = llm.prefill(embeds, positions, plan, kv_bits=cfg["kv_bits"])
         from longvid.extend.kvcache import cache_bytes
 

@@ -378,6 +378,24 @@ def profile(
     print(f"weights: {rows[0].weights / 2**20:.1f} MiB; wrote {out / 'profile.json'} and {png}")
 
 
+@app.command()
+def serve(
+    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the bundled testbed).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    max_upload_mb: Annotated[float, typer.Option(help="Largest video upload, in MB.")] = 512,
+) -> None:
+    """A web page: upload a video (or use the sample), ask, and see the answer with the frames
+    the model saw, tokens per frame, memory and time."""
+    from longvid.web.server import serve as run_server
+
+    _quiet_transformers()
+    if max_upload_mb <= 0:
+        raise InvalidRequestError(f"--max-upload-mb must be positive (got {max_upload_mb})")
+    run_server(model, host=host, port=port, device=device, max_upload_mb=max_upload_mb)
+
+
 testbed_app = typer.Typer(help="The bundled testbed model: train it, or print its card.", no_args_is_help=True)
 app.add_typer(testbed_app, name="testbed")
 

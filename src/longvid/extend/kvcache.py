@@ -1,98 +1,247 @@
-"""KV-cache precision: 16-bit (plain) or group-wise 8 / 4 / 2-bit quantized keys and values
-with a short full-precision residual window (KIVI-style, as the interpolation paper uses
-after ZipCache), through transformers' ``QuantizedCache``.
+"""KV cache stored in blocks, 16-bit or group-wise quantized to 8 / 4 / 2 bits (KIVI-style:
+keys per channel, values per token), and an attention that reads it block by block.
 
-Backend: ``hqq`` for every width, through a subclass of transformers' hqq cache layer that
-quantizes each block once (``AppendOnlyHQQLayer``). transformers also offers ``quanto`` (2 and 4 bits), but
-its kernels were compiled on first use here (80 s) and it offers nothing hqq lacks.
+Why not transformers' ``QuantizedCache``: at every flush of its residual window it
+dequantizes the whole cache, concatenates and re-quantizes all of it (O(L^2) work: a
+22k-token chunked prefill took over 15 minutes), and every forward materializes the whole
+layer's keys and values in full precision, so its peak is that of an unquantized cache.
+``DynamicCache`` grows by concatenation (a transient copy of a layer at every chunk), and a
+chunked prefill through SDPA builds a chunk x cache float mask.
 
-Note what quantization changes: attention over the tokens of the current forward pass uses
-their unquantized keys and values, so with one-shot prefill the first generated token is
-exact. With chunked prefill each chunk attends to the dequantized earlier chunks, so the
-first token already carries the quantization error (small at 8 and 4 bits; measured in the
-tests and the benchmark).
+``BlockKVCache`` keeps a layer as a list of ``block``-token blocks (plain tensors at 16 bits,
+quantized once when full at lower widths) plus a short full-precision tail, and
+``blockwise_attention`` (an attention function registered with transformers) walks those
+blocks with an online softmax: no mask, no concatenation, and only one block dequantized at a
+time. Peak memory is then the cache plus one chunk's activations. Outside
+``attend_blockwise`` (e.g. ``model.generate(past_key_values=cache)`` with the model's own
+attention) the cache still works: ``update`` returns the whole layer, materialized.
+
+Note what quantization changes: the tokens of the current forward pass attend to their own
+keys and values unquantized (blocks are quantized at the next update, after attention), so
+with a one-shot prefill the first generated token is exact. With chunked prefill each chunk
+attends to the quantized earlier blocks, so the first token already carries some error
+(measured in the tests).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
 
 from longvid.errors import InvalidRequestError
 
 KV_BITS = (16, 8, 4, 2)
 DEFAULT_GROUP = 64
-# Full-precision window: KIVI keeps 128 recent tokens; longvid keeps 1,024 and quantizes
-# whole 1,024-token blocks, because hqq's per-call cost made 128-token blocks 5x slower again
-# on CPU (8k-token chunked prefill: 283 s with 128, 55 s with 1,024, 12 s unquantized).
-DEFAULT_RESIDUAL = 1024
+# Tokens a block holds. Quantizing and dequantizing whole 1,024-token blocks keeps the
+# per-call overhead small on CPU; the full-precision tail never exceeds a block plus a chunk.
+DEFAULT_BLOCK = 1024
+ATTENTION_NAME = "longvid_blockwise"
 
 
 def kv_backend(bits: int) -> str:
     """Which implementation serves a bit width (named in reports)."""
     if bits not in KV_BITS:
         raise InvalidRequestError(f"kv bits must be one of {', '.join(map(str, KV_BITS))} (got {bits})")
-    return "dynamic (unquantized)" if bits == 16 else "hqq"
+    return "blocks (unquantized)" if bits == 16 else f"blocks (int{bits}, keys per channel, values per token)"
 
 
-def make_cache(bits: int, config, group: int = DEFAULT_GROUP, residual: int = DEFAULT_RESIDUAL):
-    """A transformers cache for ``bits``: DynamicCache at 16, QuantizedCache(hqq) below."""
-    from transformers import DynamicCache, QuantizedCache
+# ---------------------------------------------------------------------------------------
+# group-wise asymmetric quantization with bit packing
 
+
+@dataclass
+class Quantized:
+    """A tensor quantized in groups of ``group`` consecutive elements along its last axis
+    (after moving ``axis`` there): packed codes, one scale and one zero per group."""
+
+    packed: torch.Tensor  # uint8, 8/bits codes per byte
+    scale: torch.Tensor
+    zero: torch.Tensor
+    shape: tuple[int, ...]  # the shape with ``axis`` moved last
+    axis: int
+    bits: int
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.packed, self.scale, self.zero))
+
+
+def quantize(x: torch.Tensor, bits: int, group: int, axis: int = -1) -> Quantized:
+    """Round-to-nearest min-max quantization: code = round((x - min) / scale), scale =
+    (max - min) / (2^bits - 1) per group; codes packed low bits first."""
+    if bits not in (8, 4, 2):
+        raise InvalidRequestError(f"quantized widths are 8, 4 and 2 bits (got {bits})")
+    moved = x.movedim(axis, -1)
+    shape = tuple(moved.shape)
+    if shape[-1] % group:
+        raise InvalidRequestError(f"group {group} does not divide the quantized axis ({shape[-1]})")
+    per_byte = 8 // bits
+    if group % per_byte:
+        raise InvalidRequestError(f"group {group} must hold whole bytes of {per_byte} codes")
+    g = moved.reshape(-1, group).float().contiguous()
+    low, high = g.amin(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)
+    levels = (1 << bits) - 1
+    scale = ((high - low) / levels).clamp_min(1e-8)
+    codes = ((g - low) / scale).round_().clamp_(0, levels).to(torch.uint8)
+    codes = codes.view(-1, per_byte)
+    packed = codes[:, 0].clone()
+    for i in range(1, per_byte):
+        packed |= codes[:, i] << (bits * i)
+    dtype = x.dtype
+    return Quantized(packed, scale.to(dtype), low.to(dtype), shape, axis, bits)
+
+
+def dequantize(q: Quantized) -> torch.Tensor:
+    per_byte = 8 // q.bits
+    mask = (1 << q.bits) - 1
+    codes = q.packed if per_byte == 1 else torch.stack([q.packed >> q.bits * i & mask for i in range(per_byte)], dim=1)
+    groups = q.scale.shape[0]
+    values = codes.reshape(groups, -1).to(q.scale.dtype) * q.scale + q.zero
+    return values.reshape(q.shape).movedim(-1, q.axis)
+
+
+# ---------------------------------------------------------------------------------------
+# the cache
+
+
+class BlockKVLayer(CacheLayerMixin):
+    """One layer's keys and values: whole blocks (quantized below 16 bits) + a tail.
+
+    ``self.keys`` / ``self.values`` are the full-precision tail, (batch, kv_heads, n, head_dim).
+    """
+
+    is_croppable = False
+
+    def __init__(self, bits: int = 16, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> None:
+        super().__init__()
+        kv_backend(bits)
+        self.bits, self.block, self.group = bits, block, group
+        self.blocks: list[tuple[torch.Tensor | Quantized, torch.Tensor | Quantized]] = []
+        self.blocked_tokens = 0
+        self.lazy = False  # True inside ``attend_blockwise``: update returns only the new tokens
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.keys = key_states[..., :0, :].clone()
+        self.values = value_states[..., :0, :].clone()
+        head_dim = key_states.shape[-1]
+        # keys grouped along tokens (per channel), values along head_dim (per token), as KIVI
+        self.key_group = math.gcd(self.group, self.block)
+        self.value_group = math.gcd(self.group, head_dim)
+        self.is_initialized = True
+
+    def _store(self, keys: torch.Tensor, values: torch.Tensor):
+        if self.bits == 16:
+            return keys.contiguous(), values.contiguous()
+        return (
+            quantize(keys, self.bits, self.key_group, axis=-2),
+            quantize(values, self.bits, self.value_group, axis=-1),
+        )
+
+    def flush(self) -> None:
+        """Move every whole block of the tail into the block list (quantizing it)."""
+        if not self.is_initialized:
+            return
+        full = (self.keys.shape[-2] // self.block) * self.block
+        if full == 0:
+            return
+        for start in range(0, full, self.block):
+            sl = slice(start, start + self.block)
+            self.blocks.append(self._store(self.keys[..., sl, :], self.values[..., sl, :]))
+        self.blocked_tokens += full
+        self.keys = self.keys[..., full:, :].clone()
+        self.values = self.values[..., full:, :].clone()
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        # blocks completed by earlier passes are stored now, after those passes attended to
+        # them unquantized: a pass always sees its own tokens at full precision
+        self.flush()
+        self.keys = torch.cat([self.keys, key_states], dim=-2)
+        self.values = torch.cat([self.values, value_states], dim=-2)
+        if self.lazy:
+            return key_states, value_states
+        return self.materialize()
+
+    def segments(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(first token, keys, values) for each block and the tail, full precision, one at a time."""
+        start = 0
+        for k, v in self.blocks:
+            if isinstance(k, Quantized):
+                k, v = dequantize(k), dequantize(v)
+            yield start, k, v
+            start += k.shape[-2]
+        if self.keys.shape[-2]:
+            yield start, self.keys, self.values
+
+    def materialize(self) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = list(self.segments())
+        return torch.cat([k for _, k, _ in parts], dim=-2), torch.cat([v for _, _, v in parts], dim=-2)
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.get_seq_length() + query_length, 0
+
+    def get_seq_length(self) -> int:
+        if not self.is_initialized:
+            return 0
+        return self.blocked_tokens + self.keys.shape[-2]
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def reset(self) -> None:
+        self.blocks, self.blocked_tokens = [], 0
+        self.keys = self.values = None
+        self.is_initialized = False
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        raise NotImplementedError("longvid's block KV cache does not support beam search")
+
+    def nbytes(self) -> int:
+        total = 0
+        for k, v in self.blocks:
+            for t in (k, v):
+                total += t.nbytes() if isinstance(t, Quantized) else t.numel() * t.element_size()
+        if self.is_initialized:
+            total += (self.keys.numel() + self.values.numel()) * self.keys.element_size()
+        return total
+
+
+class BlockKVCache(Cache):
+    """A transformers ``Cache`` of ``BlockKVLayer``s."""
+
+    def __init__(self, num_layers: int, bits: int = 16, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP):
+        super().__init__(layers=[BlockKVLayer(bits, block, group) for _ in range(num_layers)])
+        self.bits = bits
+
+    def flush(self) -> None:
+        for layer in self.layers:
+            layer.flush()
+
+
+def make_cache(bits: int, config, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> BlockKVCache:
+    """A block cache for a text config's layers at ``bits`` (16 = unquantized)."""
     kv_backend(bits)
-    if bits == 16:
-        return DynamicCache(config=config)
-    group = quant_group(config, bits, group)
-    try:
-        import hqq  # noqa: F401
-    except ImportError as e:
-        raise InvalidRequestError("--kv-bits below 16 needs the hqq package (pip install hqq)") from e
-    return QuantizedCache(
-        backend="hqq", config=config, nbits=bits, q_group_size=group, residual_length=residual, axis_key=1, axis_value=1
-    )
-
-
-def quant_group(config, bits: int, group: int = DEFAULT_GROUP) -> int:
-    """The group size hqq can use: it groups consecutive elements along head_dim (so a group
-    divides head_dim) and packs 8/bits values per byte across groups (so the groups of one
-    token, kv_heads x head_dim / group, must be a multiple of that). Real models (head_dim
-    128) keep 64; tiny test models get smaller groups."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    per_token = config.num_key_value_heads * head_dim
-    group = math.gcd(group, head_dim)
-    while group > 1 and (per_token // group) % (8 // bits):
-        group //= 2
-    return group
-
-
-def _tensor_bytes(obj) -> int:
-    """Bytes of every tensor inside ``obj`` (tensors, tuples, lists, dicts), counted once."""
-    seen: set[int] = set()
-
-    def walk(o) -> int:
-        if isinstance(o, torch.Tensor):
-            key = o.untyped_storage().data_ptr() if o.numel() else id(o)
-            if key in seen:
-                return 0
-            seen.add(key)
-            return o.numel() * o.element_size()
-        if isinstance(o, dict):
-            return sum(walk(v) for v in o.values())
-        if isinstance(o, list | tuple):
-            return sum(walk(v) for v in o)
-        inner = getattr(o, "__dict__", None)
-        return walk(inner) if isinstance(inner, dict) and hasattr(o, "_data") else 0
-
-    return walk(obj)
+    if block % group and bits != 16:
+        raise InvalidRequestError(f"block ({block}) must be a multiple of the group ({group})")
+    return BlockKVCache(config.num_hidden_layers, bits, block, group)
 
 
 def cache_bytes(cache) -> int:
-    """Measured bytes held by a cache: quantized payloads, scales and zeros, residual window."""
+    """Measured bytes a cache holds: codes, scales and zeros, the full-precision tail."""
+    if isinstance(cache, BlockKVCache):
+        return sum(layer.nbytes() for layer in cache.layers)
     total = 0
     for layer in cache.layers:
-        for name in ("keys", "values", "_quantized_keys", "_quantized_values", "_blocks"):
-            total += _tensor_bytes(getattr(layer, name, None))
+        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
     return total
 
 
@@ -104,11 +253,83 @@ def kv_bytes(
     bits: int = 16,
     group: int = DEFAULT_GROUP,
     scale_bytes: int = 2,
+    value_group: int | None = None,
 ) -> int:
     """Analytic KV-cache size: 2 · layers · kv_heads · head_dim · tokens · bits/8, plus a
-    scale and a zero per group when quantized (stored in the compute dtype: 2 bytes in
-    bf16, 4 in fp32)."""
-    elements = 2 * layers * kv_heads * head_dim * tokens
+    scale and a zero per group when quantized (in the compute dtype: 2 bytes in bf16, 4 in
+    fp32). Keys are grouped by ``group`` tokens, values by ``value_group`` channels
+    (default ``group``)."""
+    half = layers * kv_heads * head_dim * tokens
     if bits == 16:
-        return elements * 2
-    return elements * bits // 8 + (elements // group) * 2 * scale_bytes
+        return 2 * half * 2
+    value_group = value_group or group
+    return 2 * half * bits // 8 + (half // group + half // value_group) * 2 * scale_bytes
+
+
+# ---------------------------------------------------------------------------------------
+# attention over the blocks
+
+
+_ACTIVE: contextvars.ContextVar[BlockKVCache | None] = contextvars.ContextVar("longvid_block_cache", default=None)
+
+
+def blockwise_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Causal attention of ``query`` (b, heads, q, d) over the active cache's layer, block by
+    block with an online softmax (fp32 accumulators); the last q cached tokens are the
+    queries' own. ``key``/``value`` (the new tokens) are already in the cache."""
+    cache = _ACTIVE.get()
+    if cache is None:
+        raise RuntimeError("blockwise_attention runs only inside attend_blockwise(cache)")
+    layer = cache.layers[module.layer_idx]
+    b, heads, q_len, d = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    scale = scaling if scaling is not None else d**-0.5
+    # (b, kv_heads, groups * q, d): each kv head serves its group of query heads in one matmul
+    q = query.reshape(b, kv_heads, groups * q_len, d).float() * scale
+    total = layer.get_seq_length()
+    first_query = total - q_len
+    q_pos = torch.arange(first_query, total, device=query.device).repeat(groups)[:, None]
+    m = torch.full((b, kv_heads, groups * q_len, 1), -math.inf, device=query.device)
+    denom = torch.zeros_like(m)
+    acc = torch.zeros(b, kv_heads, groups * q_len, d, device=query.device)
+    for start, k, v in layer.segments():
+        scores = q @ k.float().transpose(-1, -2)
+        end = start + k.shape[-2]
+        if end > first_query + 1:  # some keys lie after some queries: causal mask
+            k_pos = torch.arange(start, end, device=query.device)[None, :]
+            scores.masked_fill_(k_pos > q_pos, -math.inf)
+        m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
+        p = torch.exp(scores - m_new)
+        correction = torch.exp(m - m_new)
+        denom = denom * correction + p.sum(dim=-1, keepdim=True)
+        acc = acc * correction + p @ v.float()
+        m = m_new
+    out = (acc / denom).reshape(b, heads, q_len, d).transpose(1, 2).contiguous()
+    return out.to(query.dtype), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    if ATTENTION_NAME not in AttentionInterface._global_mapping:
+        AttentionInterface.register(ATTENTION_NAME, blockwise_attention)
+
+
+@contextlib.contextmanager
+def attend_blockwise(cache: BlockKVCache, text_config) -> Iterator[None]:
+    """Within: the language model of ``text_config`` attends through ``blockwise_attention``
+    over ``cache`` (no mask is built: registered functions without a mask function get none)."""
+    _register()
+    previous = text_config._attn_implementation
+    token = _ACTIVE.set(cache)
+    for layer in cache.layers:
+        layer.lazy = True
+    text_config._attn_implementation = ATTENTION_NAME
+    try:
+        yield
+    finally:
+        text_config._attn_implementation = previous
+        for layer in cache.layers:
+            layer.lazy = False
+        _ACTIVE.reset(token)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
-from longvid.extend.kvcache import DEFAULT_RESIDUAL, cache_bytes, kv_backend, make_cache
+from longvid.extend.kvcache import DEFAULT_BLOCK, BlockKVCache, attend_blockwise, cache_bytes, kv_backend, make_cache
 from longvid.extend.pooling import Schedule, pool_frames, progressive, uniform
 from longvid.extend.positions import (
     Span,
@@ -42,6 +42,9 @@ from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.memory import PeakMemory
 from longvid.models.budget import Estimate, estimate, geometry_of, guard
 from longvid.video import FrameReader, Frames
+
+# progress reporting: False (silent), True (tqdm bars on stderr) or a callable(stage, done, total)
+Progress = bool | Callable[[str, int, int], None]
 
 
 @dataclass
@@ -91,10 +94,10 @@ class Answer:
 
 @dataclass
 class VisualTokens:
-    """A video encoded and pooled: the embeddings in the language model's space, the grid of
-    each temporal step and the stride that made it."""
+    """A video encoded and pooled: the embeddings in the language model's space (as the
+    per-step blocks the pooler made), the grid of each temporal step and its stride."""
 
-    embeds: torch.Tensor  # (N, d)
+    blocks: list[torch.Tensor]  # each (n_i, d); together the visual tokens in order
     grids: list[tuple[int, int]]
     strides: list[int]
     extra: int
@@ -102,6 +105,17 @@ class VisualTokens:
     frames: Frames
     native_grid: tuple[int, int]  # (h, w) of one temporal step before pooling
     step_extra: int = 0  # unpooled tokens before each step's grid (Video-LLaVA's CLS)
+
+    @property
+    def embeds(self) -> torch.Tensor:
+        """All visual tokens, (N, d) (the blocks are joined once, then kept joined)."""
+        if len(self.blocks) != 1:
+            self.blocks = [torch.cat(self.blocks, dim=0)]
+        return self.blocks[0]
+
+    @property
+    def count(self) -> int:
+        return sum(int(b.shape[0]) for b in self.blocks)
 
 
 class FamilyAdapter(ABC):
@@ -273,7 +287,7 @@ class VideoLLM:
         frames: int = 32,
         pooling: Schedule | None = None,
         chunk_frames: int = 16,
-        progress: bool = False,
+        progress: Progress = False,
         timings: dict[str, float] | None = None,
         rearrange: str = "none",
         rearrange_group: int | None = None,
@@ -392,6 +406,18 @@ class VideoLLM:
 
     def prompt(self, question: str, visual: VisualTokens) -> tuple[torch.Tensor, list[Span]]:
         """Embeddings of text + video + text, and the spans that describe their layout."""
+        pieces, spans = self._prompt_pieces(question, visual.blocks, visual)
+        return torch.cat(pieces, dim=0), spans
+
+    def prompt_pieces(self, question: str, visual: VisualTokens) -> tuple[list[torch.Tensor], list[Span]]:
+        """As ``prompt``, but the embeddings stay a list of pieces and the visual blocks are
+        handed over (``visual.blocks`` is emptied): ``prefill`` then releases each piece once
+        it has passed, so the prompt does not outlive its use (at 256 frames it is as large
+        as a fifth of the KV cache)."""
+        blocks, visual.blocks = visual.blocks, []
+        return self._prompt_pieces(question, blocks, visual)
+
+    def _prompt_pieces(self, question: str, blocks: list[torch.Tensor], visual: VisualTokens):
         ad = self.adapter
         prefix, suffix = ad.prompt_ids(question)
         embed = ad.language_model.get_input_embeddings()
@@ -399,13 +425,13 @@ class VideoLLM:
         with torch.inference_mode():
             pre = embed(torch.tensor([prefix], device=dev))[0]
             suf = embed(torch.tensor([suffix], device=dev))[0]
-        embeds = torch.cat([pre, visual.embeds.to(dev, pre.dtype), suf], dim=0)
+        pieces = [pre, *(b.to(dev, pre.dtype) for b in blocks), suf]
         spans: list[Span] = [
             TextSpan(len(prefix)),
             VisualSpan(tuple(visual.grids), tuple(float(s) for s in visual.strides), visual.extra, visual.step_extra),
             TextSpan(len(suffix)),
         ]
-        return embeds, spans
+        return pieces, spans
 
     def positions(self, spans: list[Span], plan: RopePlan) -> torch.Tensor:
         """Position ids for the layout: (L,) or (3, L) for M-RoPE."""
@@ -440,48 +466,53 @@ class VideoLLM:
 
     def prefill(
         self,
-        embeds: torch.Tensor,
+        embeds: torch.Tensor | list[torch.Tensor],
         positions: torch.Tensor,
         plan: RopePlan,
         chunk: int | None = None,
         all_logits: bool = False,
-        progress: bool = False,
+        progress: Progress = False,
         kv_bits: int = 16,
+        cache: BlockKVCache | None = None,
     ):
         """Run the prompt through the language model in chunks of ``chunk`` tokens (default:
-        ``auto_chunk``), filling the KV cache (quantized below 16 bits); logits for the last
-        position only (or all, for tests)."""
+        ``auto_chunk``), filling a block KV cache (quantized below 16 bits) and attending
+        block by block (``longvid.extend.kvcache``); logits for the last position only (or
+        all, for tests). ``embeds`` may be a list of pieces (``prompt_pieces``): it is
+        consumed, each piece released once passed."""
         ad = self.adapter
         chunk = chunk or self.auto_chunk(kv_bits)
         if chunk < 1:
             raise InvalidRequestError(f"prefill chunk must be >= 1 (got {chunk})")
-        cache = make_cache(kv_bits, ad.text_config)
-        length = embeds.shape[0]
+        cache = cache if cache is not None else make_cache(kv_bits, ad.text_config)
+        length = embeds.shape[0] if isinstance(embeds, torch.Tensor) else sum(int(p.shape[0]) for p in embeds)
         outs = []
         bar = _bar(progress, length, "prefill", "token")
-        with torch.inference_mode(), rope_override(ad.language_model.rotary_emb, plan):
-            for start in range(0, length, chunk):
-                end = min(length, start + chunk)
-                logits = self._forward(
-                    embeds[start:end], positions[..., start:end], cache, "all" if all_logits else "last"
-                )
+        start = 0
+        with (
+            torch.inference_mode(),
+            rope_override(ad.language_model.rotary_emb, plan),
+            attend_blockwise(cache, ad.text_config),
+        ):
+            for piece in _take_chunks(embeds, chunk):
+                end = start + piece.shape[0]
+                logits = self._forward(piece, positions[..., start:end], cache, "all" if all_logits else "last")
+                del piece
                 if all_logits or end == length:
                     outs.append(logits)
                 bar.update(end - start)
+                start = end
+            cache.flush()
         bar.close()
         return torch.cat(outs, dim=0), cache
 
     def auto_chunk(self, kv_bits: int = 16) -> int:
-        """Prefill chunk size: the chunk's attention mask against every cached key (chunk x
-        tokens, widened to 4-byte floats by SDPA on CPU) should stay near a tenth of the KV
-        cache, which holds kv_bytes_per_token x tokens; so chunk <= kv_bytes_per_token / 40,
-        within [128, 2048]. 7B models (57 KB a token) get ~1,400; tiny test models 128. A
-        quantized cache takes whole full-precision windows at a time (fewer dequantizations)."""
-        tc = self.adapter.text_config
-        layers_heads = 2 * tc.num_hidden_layers * tc.num_key_value_heads
-        per_token = layers_heads * self.adapter.head_dim() * self.adapter.dtype.itemsize
-        chunk = int(min(2048, max(128, per_token // 40)))
-        return chunk if kv_bits == 16 else max(chunk, DEFAULT_RESIDUAL)
+        """Prefill chunk size: one cache block (1,024 tokens). Blockwise attention needs no
+        chunk x cache mask, so a chunk's transient is its MLP activations plus heads x chunk
+        x block fp32 scores: for a 7B about 0.25 GB against a 2.7 GB cache at 256 frames.
+        Larger chunks mean fewer passes over the (dequantized) blocks."""
+        kv_backend(kv_bits)
+        return DEFAULT_BLOCK
 
     def decode(
         self, first_logits: torch.Tensor, cache, positions: torch.Tensor, plan: RopePlan, max_new_tokens: int
@@ -495,7 +526,11 @@ class VideoLLM:
         layout_3d = positions.ndim == 2
         tokens: list[int] = []
         logits = first_logits[-1]
-        with torch.inference_mode(), rope_override(ad.language_model.rotary_emb, plan):
+        with (
+            torch.inference_mode(),
+            rope_override(ad.language_model.rotary_emb, plan),
+            attend_blockwise(cache, ad.text_config),
+        ):
             for _ in range(max_new_tokens):
                 token = int(logits.argmax())
                 if token in eos:
@@ -528,7 +563,7 @@ class VideoLLM:
         max_new_tokens: int = 32,
         chunk_frames: int = 16,
         prefill_chunk: int | None = None,
-        progress: bool = False,
+        progress: Progress = False,
     ) -> Answer:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
 
@@ -560,9 +595,9 @@ class VideoLLM:
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()
             visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange)
-            embeds, spans = self.prompt(question, visual)
-            n_visual = int(visual.embeds.shape[0])
-            visual.embeds = visual.embeds[:0]  # the prompt embeddings hold a copy; keep one
+            n_visual = visual.count
+            embeds, spans = self.prompt_pieces(question, visual)  # consumed by prefill
+            prompt_tokens = sum(int(p.shape[0]) for p in embeds)
             window = visual_window or self.visual_window(visual.native_grid)
             plan = self.plan(extend, spans, window)
             positions = self.positions(spans, plan)
@@ -571,6 +606,8 @@ class VideoLLM:
                 embeds, positions, plan, chunk=prefill_chunk, progress=progress, kv_bits=kv_bits
             )
             t2 = time.perf_counter()
+            if callable(progress):
+                progress("generate", 0, max_new_tokens)
             tokens = self.decode(logits, cache, positions, plan, max_new_tokens)
             t3 = time.perf_counter()
             held = cache_bytes(cache)
@@ -588,7 +625,7 @@ class VideoLLM:
             visual_tokens_before_pooling=visual.tokens_before_pooling,
             visual_tokens=n_visual,
             tokens_per_frame=per_frame,
-            prompt_tokens=int(embeds.shape[0]),
+            prompt_tokens=prompt_tokens,
             visual_window=window,
             language_window=self.adapter.language_window(),
             extend=extend,
@@ -637,7 +674,7 @@ class _Pooler:
         blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
         n_extra = 0 if extra is None else extra.shape[0]
         return VisualTokens(
-            embeds=torch.cat(blocks, dim=0),
+            blocks=blocks,
             grids=self.grids,
             strides=self.strides,
             extra=n_extra,
@@ -648,10 +685,52 @@ class _Pooler:
         )
 
 
-def _bar(enabled: bool, total: int, desc: str, unit: str):
+def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], chunk: int) -> Iterator[torch.Tensor]:
+    """Consecutive ``chunk``-row pieces of a tensor, or of a list of pieces that is consumed
+    as it goes (each list entry dropped once its rows have been handed out)."""
+    if isinstance(embeds, torch.Tensor):
+        for start in range(0, embeds.shape[0], chunk):
+            yield embeds[start : start + chunk]
+        return
+    parts: list[torch.Tensor] = []
+    held = 0
+    while embeds:
+        piece = embeds.pop(0)
+        while piece.shape[0]:
+            take = min(chunk - held, piece.shape[0])
+            parts.append(piece[:take])
+            held += take
+            piece = piece[take:]
+            if held == chunk:
+                out, parts, held = torch.cat(parts, dim=0), [], 0
+                yield out
+        del piece
+    if held:
+        yield torch.cat(parts, dim=0)
+
+
+class _CallbackBar:
+    """The part of tqdm's interface longvid uses, reporting (stage, done, total) to a callback."""
+
+    def __init__(self, callback: Callable[[str, int, int], None], total: int, desc: str) -> None:
+        self.callback, self.total, self.desc, self.n = callback, total, desc, 0
+        callback(desc, 0, total)
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        self.callback(self.desc, self.n, self.total)
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: Progress, total: int, desc: str, unit: str):
+    """A tqdm bar (``progress=True``), a callback reporter (a callable), or a silent bar."""
+    if callable(progress):
+        return _CallbackBar(progress, total, desc)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=False)
 
 
 def _tokens_per_frame(visual: VisualTokens, frames_per_step: int) -> list[float]:

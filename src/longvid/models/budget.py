@@ -90,22 +90,24 @@ def estimate(
     visual_tokens: int,
     text_tokens: int = 64,
     kv_bits: int = 16,
-    prefill_chunk: int = 2048,
+    prefill_chunk: int = 1024,
     chunk_frames: int = 16,
-    materialized_scores: bool = False,
 ) -> Estimate:
-    """Analytic peak memory of one request, split by stage (bytes). ``materialized_scores``:
-    count chunk x tokens attention scores per head (the math attention path; the SDPA
-    kernels used on CUDA and, here, on CPU compute attention in blocks instead)."""
+    """Analytic peak memory of one request, split by stage (bytes), for longvid's path:
+    chunked prefill with blockwise attention over a block KV cache."""
+    from longvid.extend.kvcache import DEFAULT_BLOCK
+
     b = geo.bytes_per_value
     tokens = visual_tokens + text_tokens
     chunk = min(prefill_chunk, tokens)
-    # one chunk through one decoder layer at a time: residual + normed + q/k/v/o, the MLP's
-    # gate/up/act, the chunk's mask over every key (as 4-byte floats), and (math path
-    # only) the scores
+    block = min(DEFAULT_BLOCK, tokens)
+    # one chunk through one decoder layer at a time: residual + normed + q/k/v/o and the
+    # MLP's gate/up/act; then attention against one block at a time: fp32 scores and
+    # probabilities (heads x chunk x block), the block's keys and values in fp32, and the
+    # fp32 accumulator
     activations = chunk * (4 * geo.hidden + 3 * geo.intermediate) * b
-    scores = chunk * tokens * geo.heads * b if materialized_scores else 0
-    mask = chunk * tokens * 4
+    attention = 2 * geo.heads * chunk * block * 4 + 2 * geo.kv_heads * block * geo.head_dim * 4
+    attention += chunk * geo.heads * geo.head_dim * 4
     # vision: a chunk of frames through one tower layer (hidden x ~8 live tensors + scores)
     patches = chunk_frames * geo.patches_per_frame
     vision = patches * geo.vision_hidden * 8 * b + chunk_frames * geo.patches_per_frame**2 * b * 16
@@ -113,7 +115,7 @@ def estimate(
         weights=geo.parameters * b,
         vision=vision,
         kv_cache=kv_bytes(geo.layers, geo.kv_heads, geo.head_dim, tokens, kv_bits),
-        prefill=activations + scores + mask,
+        prefill=activations + attention,
     )
 
 

@@ -53,7 +53,7 @@ def profile(
     ad = llm.adapter
     weights = sum(p.numel() * p.element_size() for p in ad.model.parameters())
     schedule = parse_pooling(pooling, ad, 4, None, None, "fixed")
-    # one unrecorded run first: imports (hqq alone adds ~110 MiB), allocator and decoder
+    # one unrecorded run first: imports, allocator and decoder
     # warm-up would otherwise land in the first row
     warm = llm.encode_video(video, min(frames), schedule)
     w_embeds, w_spans = llm.prompt(question, warm)

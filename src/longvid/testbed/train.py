@@ -37,6 +37,9 @@ EVAL_SEED_OFFSET = 1_000_000  # held-out seeds: training never reaches them
 class TrainConfig:
     steps: int = 3600
     tasks: tuple[str, ...] = TASKS
+    task_weights: tuple[float, ...] | None = None  # sampling weights of ``tasks`` (default: in turn)
+    forms: tuple[str, ...] = FORMS
+    init: str | None = None  # continue from this checkpoint instead of a random init
     # needle alone first: it teaches finding the one frame that matters and reading it, which
     # count and order build on (with all three mixed from the start, a 2,100-step run stayed
     # at chance on all of them)
@@ -68,6 +71,14 @@ class TrainConfig:
 
 def build_model(cfg: TrainConfig):
     from longvid.models.tiny import build
+
+    if cfg.init is not None:
+        from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
+
+        model = LlavaOnevisionForConditionalGeneration.from_pretrained(cfg.init)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.init)
+        preprocess = json.loads((Path(cfg.init) / "preprocessor_config.json").read_text())
+        return model, tokenizer, preprocess
 
     model, tokenizer, preprocess = build(
         "llava_onevision",
@@ -156,12 +167,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, log=print) -> dict:
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     t0 = time.time()
-    seed = 0
+    seed = cfg.seed * 10_000_000  # item seeds: a later stage never repeats an earlier one's videos
     history = []
     losses: list[float] = []
     for step in range(cfg.steps):
-        task = cfg.tasks[0] if step < cfg.first_task_steps else cfg.tasks[step % len(cfg.tasks)]
-        form = FORMS[int(rng.integers(len(FORMS)))]
+        if step < cfg.first_task_steps:
+            task = cfg.tasks[0]
+        elif cfg.task_weights is not None:
+            weights = np.asarray(cfg.task_weights, dtype=float)
+            task = cfg.tasks[int(rng.choice(len(cfg.tasks), p=weights / weights.sum()))]
+        else:
+            task = cfg.tasks[step % len(cfg.tasks)]
+        form = cfg.forms[int(rng.integers(len(cfg.forms)))]
         progress = min(1.0, step / max(1, cfg.ramp * cfg.steps))
         density = cfg.density * progress
         longest = max(2, round(max(cfg.frames) * progress))
@@ -181,7 +198,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, log=print) -> dict:
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            acc = evaluate(model, batcher, max(cfg.frames), cfg.eval_items, tasks=cfg.tasks)
+            acc = evaluate(model, batcher, max(cfg.frames), cfg.eval_items, forms=cfg.forms, tasks=cfg.tasks)
             rec = {"step": step + 1, "minutes": round((time.time() - t0) / 60, 2), "loss": round(np.mean(losses), 4)}
             rec.update({k: round(v, 3) for k, v in acc.items()})
             history.append(rec)

@@ -1,0 +1,1 @@
+"""The web page: ``longvid serve`` (see ``server``)."""
