@@ -378,6 +378,67 @@ def profile(
     print(f"weights: {rows[0].weights / 2**20:.1f} MiB; wrote {out / 'profile.json'} and {png}")
 
 
+@app.command("eval")
+def eval_(
+    bench: Annotated[str | None, typer.Option(help="mlvu, videomme, longvideobench or egoschema.")] = None,
+    data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
+    model: Annotated[str | None, typer.Option(help="Checkpoint (default: the bundled testbed).")] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_CHOICES}.")] = "none",
+    visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
+    pooling: Annotated[str, typer.Option(help="uniform or progressive.")] = "uniform",
+    kv_bits: Annotated[int, typer.Option(help="KV cache precision: 16, 8, 4 or 2.")] = 16,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
+    out: Annotated[Path, typer.Option(help="Results, one JSON line per item (resumed if present).")] = Path(
+        "out/eval/results.jsonl"
+    ),
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")] = "cpu",
+    device_map: Annotated[str | None, typer.Option(help="e.g. auto: split a large checkpoint (accelerate).")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Two results files: a side-by-side table instead of a run.")
+    ] = None,
+) -> None:
+    """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
+    with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
+    import os
+
+    from longvid.evals.benchmarks import BENCHMARKS
+    from longvid.evals.runner import Shard, format_summary, run_eval
+    from longvid.evals.runner import compare as compare_runs
+
+    if bench not in BENCHMARKS:
+        raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
+    if compare is not None:
+        print(compare_runs(bench, *compare))
+        return
+    if data is None:
+        raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
+    from longvid.models import load
+
+    _quiet_transformers()
+    shard = Shard.from_env()
+    if device.startswith("cuda") and shard.world > 1 and ":" not in device:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', shard.rank)}"
+    llm = load(model, device=device, visual_window=visual_window, device_map=device_map)
+
+    def ask(video, prompt):
+        answer = llm.ask(video, prompt, frames=frames, extend=extend, pooling=pooling, kv_bits=kv_bits,
+                         max_new_tokens=16)  # fmt: skip
+        r = answer.report
+        return answer.text, {"frames": r.frames, "visual_tokens": r.visual_tokens}
+
+    summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=sys.stderr.isatty())
+    if summary is None:
+        return  # ranks other than 0: rank 0 merges and reports
+    summary["config"] = {
+        "model": llm.adapter.name, "frames": frames or llm.trained_frames, "extend": extend, "pooling": pooling,
+        "kv_bits": kv_bits, "processes": shard.world,
+    }  # fmt: skip
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
+    print(format_summary(summary))
+    print(f"wrote {out} and {out.with_suffix('.summary.json')}")
+
+
 @app.command()
 def serve(
     model: Annotated[str | None, typer.Option(help="Checkpoint (default: the bundled testbed).")] = None,

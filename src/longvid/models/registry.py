@@ -80,11 +80,14 @@ def load(
     device: str = "cpu",
     dtype: torch.dtype | str | None = None,
     visual_window: int | None = None,
+    device_map: str | dict | None = None,
 ) -> VideoLLM:
     """Load a supported checkpoint (folder or hub id) as a ``VideoLLM``.
 
     ``device``: cpu | cuda | cuda:N. ``dtype``: default float32 on CPU, bfloat16 on CUDA.
     ``visual_window``: override W_v (tokens) for the visual extension modes.
+    ``device_map``: passed to transformers (e.g. "auto", through accelerate) for checkpoints
+    larger than one GPU; ``device`` is then ignored.
     """
     import transformers
     from transformers import AutoConfig, AutoTokenizer
@@ -105,7 +108,11 @@ def load(
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     try:
-        net = model_cls.from_pretrained(source, dtype=dtype or default_dtype(device)).to(device).eval()
+        if device_map is not None:
+            first = "cuda" if torch.cuda.is_available() else "cpu"
+            net = model_cls.from_pretrained(source, dtype=dtype or default_dtype(first), device_map=device_map).eval()
+        else:
+            net = model_cls.from_pretrained(source, dtype=dtype or default_dtype(device)).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as e:
         raise ModelLoadError(f"{model}: cannot load ({str(e).splitlines()[0]})") from e

@@ -1,0 +1,1 @@
+"""Long-video benchmarks: loaders, prompts, answer parsing, resumable runs, lmms-eval plugin."""

@@ -1,0 +1,213 @@
+"""Resumable benchmark runs: one JSON line per item, appended as it completes.
+
+A run that stops (killed, out of memory, a lost node) starts again where it stopped: the
+lines already written are kept and their items skipped; a last line cut off mid-write is
+detected, removed and that item redone. Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set)
+each process takes every WORLD_SIZE-th item and appends to its own file
+(``results.rank0-of-2.jsonl``, …); rank 0 waits for the others and merges them, in
+benchmark order, into the main file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from longvid.evals.answers import parse_choice
+from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
+
+
+@dataclass
+class Shard:
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def from_env(cls) -> Shard:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    def path(self, out: Path) -> Path:
+        if self.world == 1:
+            return out
+        return out.with_name(f"{out.stem}.rank{self.rank}-of-{self.world}{out.suffix}")
+
+
+def read_results(path: Path, repair: bool = False) -> list[dict]:
+    """The complete lines of a results file. ``repair``: cut a half-written last line off the
+    file itself, so that appending continues on a clean line."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    records, good = [], 0
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # the last line was cut off mid-write
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+        good += len(line)
+    if repair and good < len(raw):
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return records
+
+
+def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
+    """Ask one item and grade it; what is written per line."""
+    prompt = build_prompt(bench, item)
+    t0 = time.perf_counter()
+    response, extra = ask(item.video, prompt)
+    pred = parse_choice(response, list(item.options))
+    return {
+        "id": item.id,
+        "response": response,
+        "pred": pred,
+        "answer": item.answer,
+        "correct": None if item.answer is None else pred == item.answer,
+        "splits": item.splits,
+        "seconds": round(time.perf_counter() - t0, 3),
+        **extra,
+    }
+
+
+def run_eval(
+    bench: str,
+    data: str | Path,
+    out: str | Path,
+    ask: Callable[[Path, str], tuple[str, dict]],
+    limit: int | None = None,
+    shard: Shard | None = None,
+    progress: bool = True,
+    on_error: str = "record",
+) -> dict | None:
+    """Run (or continue) a benchmark; returns the summary (on rank 0; None elsewhere).
+
+    ``ask(video, prompt) -> (response text, extra fields for the line)``. An item whose
+    video cannot be read is recorded with its error and counted wrong (``on_error="raise"``
+    stops instead)."""
+    from tqdm.auto import tqdm
+
+    from longvid.errors import LongvidError
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shard = shard or Shard.from_env()
+    items = load_benchmark(bench, data)
+    if limit is not None:
+        items = items[:limit]
+    mine = items[shard.rank :: shard.world]
+    path = shard.path(out)
+    done = {r["id"]: r for r in read_results(path, repair=True)}
+    if shard.world > 1:  # items already in a merged file from an earlier run count as done
+        done.update({r["id"]: r for r in read_results(out) if r["id"] not in done})
+    todo = [it for it in mine if it.id not in done]
+    correct = sum(bool(r.get("correct")) for r in done.values())
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"{bench} r{shard.rank}", disable=not progress)
+    with path.open("a", encoding="utf-8") as f:
+        for n, item in enumerate(todo, start=1):
+            try:
+                rec = answer_item(ask, bench, item)
+            except LongvidError as e:
+                if on_error == "raise":
+                    raise
+                rec = {
+                    "id": item.id, "response": None, "pred": None, "answer": item.answer,
+                    "correct": None if item.answer is None else False, "splits": item.splits, "error": str(e),
+                }  # fmt: skip
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            correct += bool(rec.get("correct"))
+            bar.update(1)
+            bar.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
+    bar.close()
+    if shard.world > 1:
+        _barrier()
+        if shard.rank != 0:
+            _finish()
+            return None
+        merge(out, [Shard(r, shard.world).path(out) for r in range(shard.world)], [it.id for it in items])
+        _finish()
+    records = read_results(out)
+    return summarize(bench, records)
+
+
+def merge(out: Path, parts: list[Path], order: list[str]) -> None:
+    """Merge per-rank files (and an existing merged file) into ``out``, in benchmark order."""
+    by_id: dict[str, dict] = {r["id"]: r for r in read_results(out)}
+    for part in parts:
+        by_id.update({r["id"]: r for r in read_results(part)})
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for key in order:
+            if key in by_id:
+                f.write(json.dumps(by_id[key]) + "\n")
+    tmp.replace(out)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+
+
+def _finish() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def format_summary(summary: dict) -> str:
+    """A Markdown table: overall, then each split's groups."""
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    lines = [
+        f"**{summary['benchmark']}**: {summary['scored']} scored items, accuracy {pct(summary['accuracy'])} %"
+        + (f", M-Avg {pct(summary['m_avg'])} %" if "m_avg" in summary else "")
+        + f"; unparsed answers {summary['unparsed']}"
+        + (f"; {summary['unscored']} without public answers (not scored)" if summary["unscored"] else ""),
+        "",
+        "| split | group | n | accuracy % | unparsed |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for key, groups in summary["splits"].items():
+        for g, s in groups.items():
+            lines.append(f"| {key} | {g} | {s['n']} | {pct(s['accuracy'])} | {s['unparsed']} |")
+    return "\n".join(lines)
+
+
+def compare(bench: str, a: Path, b: Path) -> str:
+    """Side by side: two runs' accuracy overall and per split group, with the difference."""
+    sa, sb = summarize(bench, read_results(a)), summarize(bench, read_results(b))
+
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    def diff(x, y):
+        return "–" if x is None or y is None else f"{100 * (y - x):+.1f}"
+
+    lines = [
+        f"| split | group | n | {a.name} % | {b.name} % | Δ |",
+        "|---|---|---:|---:|---:|---:|",
+        f"| overall | | {sa['scored']}/{sb['scored']} | {pct(sa['accuracy'])} | {pct(sb['accuracy'])} | "
+        f"{diff(sa['accuracy'], sb['accuracy'])} |",
+    ]
+    for key in sorted(set(sa["splits"]) | set(sb["splits"])):
+        ga, gb = sa["splits"].get(key, {}), sb["splits"].get(key, {})
+        for g in sorted(set(ga) | set(gb)):
+            x, y = ga.get(g, {}), gb.get(g, {})
+            lines.append(
+                f"| {key} | {g} | {x.get('n', 0)}/{y.get('n', 0)} | {pct(x.get('accuracy'))} | "
+                f"{pct(y.get('accuracy'))} | {diff(x.get('accuracy'), y.get('accuracy'))} |"
+            )
+    lines.append(f"| unparsed | | | {sa['unparsed']} | {sb['unparsed']} | |")
+    return "\n".join(lines)
