@@ -137,7 +137,7 @@ def test_killed_run_resumes_without_recomputing(fixtures, tmp_path):
 
 def test_shards_take_every_nth_item(fixtures, tmp_path):
     items = load_benchmark("mlvu", fixtures["mlvu"])
-    ask, calls = scripted(items, FORMS)
+    ask, _ = scripted(items, FORMS)
     shard = Shard(rank=1, world=2)
     assert shard.path(tmp_path / "r.jsonl").name == "r.rank1-of-2.jsonl"
     # rank 1 alone (rank 0 would merge): run its share without the barrier
