@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint bench-sampling bench-memory results sample
+.PHONY: setup demo test lint bench-sampling bench-memory bench-kv results sample
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ results: setup
 
 bench-memory: setup
 	$(BIN)/python bench/memory.py --markdown docs/memory_table.md
+
+bench-kv: setup
+	$(BIN)/python bench/kv_drift.py --frames 64,256 --items 32 --markdown docs/kv_drift_table.md
 
 bench-sampling: setup
 	$(BIN)/python -m pip install -q decord
