@@ -44,3 +44,27 @@ def test_card_command(capsys):
     assert main(["testbed", "card"]) == 0
     out = capsys.readouterr().out
     assert "held-out accuracy" in out and "reproduce with: longvid testbed train" in out
+
+
+def test_continued_training_stage(tmp_path):
+    """A stage that starts from a checkpoint, on chosen tasks and forms with sampling weights."""
+    import json
+
+    import torch
+
+    from longvid.testbed import default_model_path
+    from longvid.testbed.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        init=str(default_model_path()), steps=2, batch=2, frames=(4,), tasks=("count", "order"),
+        task_weights=(0.0, 1.0), forms=("short",), first_task_steps=0, eval_every=2, eval_items=2, seed=3,
+    )  # fmt: skip
+    last = train(cfg, tmp_path / "tb", log=lambda *_: None)
+    assert set(last) == {"step", "minutes", "loss", "count/short", "order/short"}
+    card = json.loads((tmp_path / "tb" / "card.json").read_text())
+    assert card["train_config"]["init"] == str(default_model_path()) and card["parameters"] == 599488
+    from safetensors.torch import load_file
+
+    new = load_file(str(tmp_path / "tb" / "model.safetensors"))
+    old = load_file(str(default_model_path() / "model.safetensors"))
+    assert set(new) == set(old) and any(not torch.equal(new[k], old[k]) for k in old)  # it started there, and moved

@@ -222,9 +222,9 @@ def save(model, tokenizer, preprocess, out_dir, cfg: TrainConfig, history: list,
         "command": f"longvid testbed train --steps {cfg.steps} --lr {cfg.lr} --seed {cfg.seed} --threads {cfg.threads}",
         "train_config": asdict(cfg),
         "training_data": (
-            "probe tasks needle / count / order (longvid.probes.tasks), short-answer and multiple-choice forms, "
+            f"probe tasks {' / '.join(cfg.tasks)} (longvid.probes.tasks), forms {' and '.join(cfg.forms)}, "
             f"{', '.join(map(str, cfg.frames))} frames, 32x32 px, fresh seeds every batch "
-            f"({cfg.steps * cfg.batch} videos)"
+            f"({cfg.steps * cfg.batch} videos)" + (f", continuing from {cfg.init}" if cfg.init else "")
         ),
         "train_minutes": round(seconds / 60, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
