@@ -1,0 +1,55 @@
+"""Symmetric InfoNCE with a learnable temperature, features gathered across DDP ranks with
+gradients (each rank's gradient flows through its own slice, as open_clip's ClipLoss does
+with ``gather_with_grad``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAX_LOGIT_SCALE = 100.0
+
+
+class ContrastiveLoss(nn.Module):
+    """Video-text InfoNCE; ``logit_scale`` = log(1 / temperature), init temperature 0.07,
+    the scale capped at 100."""
+
+    def __init__(self, init_temperature: float = 0.07) -> None:
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``video``, ``text``: (b, d) L2-normalised, row i of each a pair."""
+        all_video, all_text, offset = gather_with_grad(video), gather_with_grad(text), _rank_offset(video.shape[0])
+        logits_v = self.scale() * video @ all_text.T  # this rank's videos against every text
+        logits_t = self.scale() * text @ all_video.T
+        labels = torch.arange(video.shape[0], device=video.device) + offset
+        return (F.cross_entropy(logits_v, labels) + F.cross_entropy(logits_t, labels)) / 2
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def _rank_offset(batch: int) -> int:
+    dist = _dist()
+    return 0 if dist is None else dist.get_rank() * batch
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows in rank order; this rank's rows keep their gradient."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts, dim=0)

@@ -1,0 +1,255 @@
+"""VideoViT: a video-first encoder (seed 001, LONG VIVIT).
+
+Tubelet embedding (Conv3d, t x p x p = 2 x 16 x 16 by default) for videos and a Conv2d path
+for images, whose kernel is the 3D one's 2D counterpart: ``inflate`` turns 2D weights into
+3D ones (``central``: the 2D kernel on the middle frame, zeros elsewhere, so a still video
+encodes like its image; ``average``: the 2D kernel / t on every frame). Separable learnable
+position embeddings: spatial (grid_h x grid_w) + temporal (steps), the temporal ones
+linearly interpolated when a video has more steps than they were made for.
+
+Backbones:
+- ``joint``: space-time attention over all kept tokens (the recipe);
+- ``factorized``: spatial blocks each followed by a gated temporal block,
+  h + tanh(alpha) * temporal(h), alpha = 0 at init (so it starts as the image model);
+- ``frame``: each temporal step encoded alone, then mean or attention pooling over steps.
+
+Masking: a ratio rho of tubelet tokens is dropped at random (deterministic per generator);
+the encoder only processes the kept ones (gathered, as FLIP / VideoMAE do), so compute and
+memory scale with (1 - rho). ``joint`` can drop any token; ``factorized`` and ``frame`` drop
+the same spatial positions in every step (they need whole steps), as the paper's baselines.
+
+Output: mean over tokens -> linear projection -> L2-normalised embedding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from longvid.errors import InvalidRequestError
+
+BACKBONES = ("joint", "factorized", "frame")
+
+
+@dataclass(frozen=True)
+class VideoViTConfig:
+    image_size: int = 224
+    patch: int = 16
+    tubelet: int = 2  # frames per tubelet
+    frames: int = 16  # frames the temporal embeddings are made for
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    embed_dim: int = 512
+    backbone: str = "joint"
+    pooling: str = "mean"  # frame backbone: mean | attention
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise InvalidRequestError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if self.image_size % self.patch:
+            raise InvalidRequestError(f"patch {self.patch} does not divide image size {self.image_size}")
+        if self.width % self.heads:
+            raise InvalidRequestError(f"width {self.width} is not a multiple of heads {self.heads}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+
+# named sizes, like timm's registry: width, depth, heads
+SIZES = {
+    "tiny": dict(width=192, depth=12, heads=3),
+    "small": dict(width=384, depth=12, heads=6),
+    "base": dict(width=768, depth=12, heads=12),
+    "large": dict(width=1024, depth=24, heads=16),
+    "micro": dict(width=64, depth=4, heads=4, image_size=32, patch=8, embed_dim=64),  # tests, CPU recipes
+}
+
+
+def config_for(size: str, **overrides) -> VideoViTConfig:
+    if size not in SIZES:
+        raise InvalidRequestError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
+    return VideoViTConfig(**{**SIZES[size], **overrides})
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (SDPA attention)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class GatedTemporalBlock(nn.Module):
+    """h + tanh(alpha) * block(h) along time, alpha = 0 at init."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.block = Block(width, heads, mlp_ratio)
+        self.alpha = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        b, n, d = x.shape  # n = steps * spatial
+        spatial = n // steps
+        t = x.reshape(b, steps, spatial, d).transpose(1, 2).reshape(b * spatial, steps, d)
+        delta = (self.block(t) - t).reshape(b, spatial, steps, d).transpose(1, 2).reshape(b, n, d)
+        return x + torch.tanh(self.alpha) * delta
+
+
+class VideoViT(nn.Module):
+    def __init__(self, config: VideoViTConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.tubelet = nn.Conv3d(
+            3, c.width, kernel_size=(c.tubelet, c.patch, c.patch), stride=(c.tubelet, c.patch, c.patch)
+        )
+        self.patch = nn.Conv2d(3, c.width, kernel_size=c.patch, stride=c.patch)
+        self.pos_spatial = nn.Parameter(torch.randn(c.grid * c.grid, c.width) * 0.02)
+        self.pos_temporal = nn.Parameter(torch.randn(max(1, c.frames // c.tubelet), c.width) * 0.02)
+        self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
+        if c.backbone == "factorized":
+            self.temporal = nn.ModuleList(GatedTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
+        if c.backbone == "frame" and c.pooling == "attention":
+            self.pool_query = nn.Parameter(torch.zeros(c.width))
+        self.norm = nn.LayerNorm(c.width)
+        self.head = nn.Linear(c.width, c.embed_dim, bias=False)
+
+    # ------------------------------------------------------------------ embedding
+
+    def temporal_embeddings(self, steps: int) -> torch.Tensor:
+        """(steps, width): the learned ones, linearly interpolated to more (or fewer) steps."""
+        pos = self.pos_temporal
+        if steps == pos.shape[0]:
+            return pos
+        return F.interpolate(pos.T[None], size=steps, mode="linear", align_corners=True)[0].T
+
+    def embed(self, video: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Tokens (b, steps * grid^2, width) with positions, and the number of steps.
+        ``video``: (b, frames, 3, H, W) in [-1, 1] or (b, 3, H, W) for images."""
+        if video.ndim == 4:  # image: one step through the 2D path
+            x = self.patch(video).flatten(2).transpose(1, 2)[:, None]  # (b, 1, g^2, d)
+        else:
+            frames = video.shape[1]
+            if frames % self.config.tubelet:
+                raise InvalidRequestError(
+                    f"frames ({frames}) must be a multiple of the tubelet ({self.config.tubelet})"
+                )
+            x = self.tubelet(video.transpose(1, 2))  # (b, d, steps, g, g)
+            x = x.flatten(3).permute(0, 2, 3, 1)  # (b, steps, g^2, d)
+        steps = x.shape[1]
+        x = x + self.pos_spatial[None, None] + self.temporal_embeddings(steps)[None, :, None]
+        return x.flatten(1, 2), steps
+
+    # ------------------------------------------------------------------ masking
+
+    def keep_indices(self, batch: int, steps: int, ratio: float, generator: torch.Generator | None = None):
+        """Indices of kept tokens, (batch, kept), sorted; the same per seed."""
+        if not 0 <= ratio < 1:
+            raise InvalidRequestError(f"mask ratio must be in [0, 1) (got {ratio})")
+        spatial = self.config.grid**2
+        device = self.pos_spatial.device
+        if self.config.backbone == "joint":
+            n = steps * spatial
+            keep = max(1, round(n * (1 - ratio)))
+            noise = torch.rand(batch, n, generator=generator, device=device)
+            return noise.argsort(dim=1)[:, :keep].sort(dim=1).values
+        keep = max(1, round(spatial * (1 - ratio)))
+        noise = torch.rand(batch, spatial, generator=generator, device=device)
+        cols = noise.argsort(dim=1)[:, :keep].sort(dim=1).values  # same positions every step
+        return (torch.arange(steps, device=device)[None, :, None] * spatial + cols[:, None, :]).flatten(1)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward_features(
+        self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Pooled features (b, width) of the kept tokens."""
+        x, steps = self.embed(video)
+        b, _, d = x.shape
+        if mask_ratio > 0:
+            idx = self.keep_indices(b, steps, mask_ratio, generator)
+            x = x.gather(1, idx[..., None].expand(-1, -1, d))
+        kind = self.config.backbone
+        if kind == "joint":
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x).mean(dim=1)
+        per_step = x.shape[1] // steps
+        if kind == "factorized":
+            for block, temporal in zip(self.blocks, self.temporal, strict=True):
+                x = block(x.reshape(b * steps, per_step, d)).reshape(b, steps * per_step, d)
+                x = temporal(x, steps)
+            return self.norm(x).mean(dim=1)
+        # frame: each step alone, then pooled over steps
+        x = x.reshape(b * steps, per_step, d)
+        for block in self.blocks:
+            x = block(x)
+        frames = self.norm(x).mean(dim=1).reshape(b, steps, d)
+        if self.config.pooling == "attention":
+            weights = torch.softmax(frames @ self.pool_query / math.sqrt(d), dim=1)
+            return (weights[..., None] * frames).sum(dim=1)
+        return frames.mean(dim=1)
+
+    def forward(
+        self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """L2-normalised embeddings (b, embed_dim)."""
+        return F.normalize(self.head(self.forward_features(video, mask_ratio, generator)), dim=-1)
+
+    # ------------------------------------------------------------------ image -> video
+
+    @torch.no_grad()
+    def inflate(self, mode: str = "central") -> None:
+        """Set the tubelet kernel from the 2D patch kernel (``central`` or ``average``)."""
+        w2 = self.patch.weight  # (d, 3, p, p)
+        t = self.config.tubelet
+        w3 = torch.zeros_like(self.tubelet.weight)
+        if mode == "central":
+            w3[:, :, t // 2] = w2
+        elif mode == "average":
+            w3[:] = (w2 / t)[:, :, None]
+        else:
+            raise InvalidRequestError(f"unknown inflation {mode!r}; choose central or average")
+        self.tubelet.weight.copy_(w3)
+        self.tubelet.bias.copy_(self.patch.bias)
+
+    def to_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def trainable_last(model: VideoViT, layers: int | None) -> list[nn.Parameter]:
+    """``None``: everything trains. ``K``: only the last K blocks (their temporal blocks too),
+    the final norm and the head (the short -> long stage trains the last 4)."""
+    if layers is None:
+        return [p for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    keep: list[nn.Module] = [*model.blocks[-layers:], model.norm, model.head]
+    if hasattr(model, "temporal"):
+        keep += list(model.temporal[-layers:])
+    params = [p for m in keep for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params

@@ -1,0 +1,151 @@
+"""VideoViT: embedding, inflation, temporal interpolation, masking, backbones, loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from longvid.encoder.loss import MAX_LOGIT_SCALE, ContrastiveLoss
+from longvid.encoder.model import BACKBONES, VideoViT, config_for, trainable_last
+
+
+def model(backbone="joint", **kw) -> VideoViT:
+    torch.manual_seed(0)
+    return VideoViT(config_for("micro", backbone=backbone, **kw)).eval()
+
+
+def video(b=2, frames=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, frames, 3, 32, 32, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_outputs_are_normalised_embeddings_for_video_and_image(backbone):
+    m = model(backbone)
+    out = m(video())
+    assert out.shape == (2, 64) and torch.allclose(out.norm(dim=-1), torch.ones(2))
+    assert m(video()[:, 0]).shape == (2, 64)  # an image through the 2D path
+    tokens, steps = m.embed(video(frames=8))
+    assert steps == 4 and tokens.shape == (2, 4 * 16, 64)  # 8 frames / tubelet 2, 4x4 patches
+
+
+@pytest.mark.parametrize("mode", ["central", "average"])
+def test_inflated_kernel_encodes_a_still_video_like_its_image(mode):
+    m = model()
+    m.inflate(mode)
+    image = video(b=1, frames=2)[:, 0]
+    still = image[:, None].expand(1, 2, 3, 32, 32)
+    from_video = m.tubelet(still.transpose(1, 2)).flatten(2)
+    from_image = m.patch(image).flatten(2)
+    torch.testing.assert_close(from_video, from_image, rtol=1e-5, atol=1e-5)
+    moving = video(b=1, frames=2)
+    assert not torch.allclose(m.tubelet(moving.transpose(1, 2)).flatten(2), from_image, atol=1e-3)
+
+
+def test_temporal_embeddings_interpolate_when_frames_grow():
+    m = model()  # made for 16 frames = 8 steps
+    base = m.pos_temporal
+    assert m.temporal_embeddings(8) is base
+    longer = m.temporal_embeddings(29)
+    assert longer.shape == (29, 64)
+    torch.testing.assert_close(longer[0], base[0])
+    torch.testing.assert_close(longer[-1], base[-1])
+    torch.testing.assert_close(m.temporal_embeddings(15)[2], (base[1]))  # 15 steps: every other lands on one
+    assert m(video(frames=64)).shape == (2, 64)  # 32 steps from embeddings made for 8
+
+
+def test_masking_drops_tokens_deterministically_and_only_kept_ones_matter():
+    m = model()
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    idx = m.keep_indices(2, 4, 0.75, g(5))
+    assert idx.shape == (2, 16) and torch.equal(idx, m.keep_indices(2, 4, 0.75, g(5)))
+    assert not torch.equal(idx, m.keep_indices(2, 4, 0.75, g(6)))
+    v = video(b=1, frames=8)
+    kept = set(m.keep_indices(1, 4, 0.75, g(7))[0].tolist())
+    dropped = next(i for i in range(64) if i not in kept)
+    step, cell = divmod(dropped, 16)
+    row, col = divmod(cell, 4)
+    changed = v.clone()
+    changed[:, 2 * step : 2 * step + 2, :, row * 8 : row * 8 + 8, col * 8 : col * 8 + 8] = 0.5
+    base = m(v, 0.75, g(7))
+    torch.testing.assert_close(m(changed, 0.75, g(7)), base)  # a dropped tubelet changes nothing
+    assert not torch.allclose(m(changed), m(v))  # without masking it does
+    with pytest.raises(Exception, match="mask ratio"):
+        m.keep_indices(1, 4, 1.0)
+
+
+def test_factorized_and_frame_keep_whole_steps():
+    m = model("factorized")
+    idx = m.keep_indices(1, 4, 0.5, torch.Generator().manual_seed(0))[0].view(4, 8)
+    assert all(torch.equal(idx[s] - 16 * s, idx[0]) for s in range(4))
+
+
+def test_factorized_starts_as_the_frame_model():
+    fac, frame = model("factorized"), model("frame")
+    frame.load_state_dict(fac.state_dict(), strict=False)  # same spatial blocks, norm, head
+    assert all(float(t.alpha.detach()) == 0 for t in fac.temporal)
+    torch.testing.assert_close(fac(video()), frame(video()), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        fac.temporal[0].alpha.fill_(1.0)
+    assert not torch.allclose(fac(video()), frame(video()), atol=1e-4)
+
+
+def test_contrastive_loss_equals_symmetric_cross_entropy():
+    torch.manual_seed(0)
+    v, t = F.normalize(torch.randn(5, 8), dim=-1), F.normalize(torch.randn(5, 8), dim=-1)
+    loss = ContrastiveLoss()
+    assert float(loss.scale().detach()) == pytest.approx(1 / 0.07)
+    logits = v @ t.T / 0.07
+    want = (F.cross_entropy(logits, torch.arange(5)) + F.cross_entropy(logits.T, torch.arange(5))) / 2
+    torch.testing.assert_close(loss(v, t), want, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        loss.logit_scale.fill_(math.log(1000))
+    assert float(loss.scale().detach()) == MAX_LOGIT_SCALE
+    with torch.no_grad():
+        assert float(ContrastiveLoss()(v, v)) < float(ContrastiveLoss()(v, t))  # matched pairs score better
+
+
+def test_train_only_the_last_layers():
+    m = model("factorized")
+    params = trainable_last(m, 1)
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("blocks.3.", "temporal.3.", "norm.", "head.")) for n in trainable)
+    assert sum(p.numel() for p in params) == sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+def _rank(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    v, t = F.normalize(torch.randn(8, 6), dim=-1), F.normalize(torch.randn(8, 6), dim=-1)
+    mine = slice(4 * rank, 4 * rank + 4)
+    v_local = v[mine].clone().requires_grad_(True)
+    loss = ContrastiveLoss()(v_local, t[mine])
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grad": v_local.grad}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_loss_gathers_across_two_ranks_with_gradients(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    parts = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    torch.manual_seed(0)
+    v, t = F.normalize(torch.randn(8, 6), dim=-1), F.normalize(torch.randn(8, 6), dim=-1)
+    v = v.requires_grad_(True)
+    full = ContrastiveLoss()(v, t)  # one process, the whole batch
+    full.backward()
+    # each rank's loss covers its rows against every rank's columns: their mean is the full loss
+    torch.testing.assert_close((parts[0]["loss"] + parts[1]["loss"]) / 2, full.detach(), rtol=1e-5, atol=1e-6)
+    # and each rank's gradient reaches its own rows (the video->text term; DDP sums the rest)
+    assert all(p["grad"] is not None and p["grad"].abs().sum() > 0 for p in parts)
