@@ -183,3 +183,35 @@ def test_real_minilm_text_tower_orders_captions_by_meaning():
         tower.head.weight.copy_(torch.eye(384))  # the pretrained pooled sentence embedding itself
         a, b, c = tower(["a red square moves left", "a red square is moving to the left", "a blue circle appears"])
     assert float(a @ b) > float(a @ c) + 0.1
+
+
+def test_synthetic_captions_tell_events_in_order_and_videos_decode(tmp_path):
+    from longvid.encoder.data import order_swapped, read_manifest, synthetic_scene, write_synthetic_set
+    from longvid.video import probe
+
+    scene, caption = synthetic_scene(3, frames=24, events=3)
+    events = sorted(scene.events, key=lambda e: e.start)
+    told = caption.split(", then ")
+    assert len(told) == 3 and all(t.startswith(f"a {e.color} {e.shape} ") for t, e in zip(told, events, strict=True))
+    assert order_swapped(caption) != caption and order_swapped(order_swapped(caption)) == caption
+    manifest = write_synthetic_set(tmp_path / "set", n=2, frames=16)
+    clips, bad = read_manifest(manifest)
+    assert bad == [] and len(clips) == 2 and probe(clips[0].video).frame_count == 16
+
+
+def test_manifest_reports_and_skips_bad_rows(tmp_path):
+    from longvid.encoder.data import read_manifest
+
+    (tmp_path / "ok.mp4").write_bytes(b"x")
+    rows = [
+        '{"video": "ok.mp4", "caption": "a red square appears", "start": 1, "end": 3}',
+        "not json",
+        '{"video": "missing.mp4", "caption": "c"}',
+        '{"caption": "no video"}',
+        '{"video": "ok.mp4", "caption": "c", "start": 5, "end": 2}',
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    clips, bad = read_manifest(tmp_path / "m.jsonl")
+    assert [c.caption for c in clips] == ["a red square appears"] and clips[0].start == 1.0
+    assert [n for n, _ in bad] == [2, 3, 4, 5]
+    assert "no such video" in bad[1][1] and "not before" in bad[3][1]
