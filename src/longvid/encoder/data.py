@@ -82,7 +82,7 @@ def synthetic_scene(seed: int, frames: int = 32, events: int | None = None, size
                 y=0.5,
                 size=0.35,
                 travel=0.3,
-            )  # fmt: skip
+            )
         )
         parts.append(f"a {color} {shape} {VERBS[motion]}")
     scene = Scene(num_frames=frames, width=size, height=size, fps=Fraction(8), background="plain",
