@@ -215,3 +215,18 @@ def test_manifest_reports_and_skips_bad_rows(tmp_path):
     assert [c.caption for c in clips] == ["a red square appears"] and clips[0].start == 1.0
     assert [n for n, _ in bad] == [2, 3, 4, 5]
     assert "no such video" in bad[1][1] and "not before" in bad[3][1]
+
+
+def test_recall_at_k_and_order_accuracy():
+    from longvid.encoder.metrics import order_accuracy, recall_at_k
+
+    eye = torch.eye(4)
+    perfect = recall_at_k(eye, eye, ks=(1, 2))
+    assert perfect == {"t2v_r@1": 1.0, "t2v_r@2": 1.0, "v2t_r@1": 1.0, "v2t_r@2": 1.0}
+    # video 0 is closest to text 1 (its own text second); everything else is right
+    video = F.normalize(torch.tensor([[0.6, 0.8, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]), dim=-1)
+    r = recall_at_k(video, eye, ks=(1, 2))
+    assert r["v2t_r@1"] == 0.75 and r["v2t_r@2"] == 1.0
+    assert r["t2v_r@1"] == 1.0  # text 0 still finds video 0 first (0.6 beats nothing)
+    caption, swapped = eye[:2], eye[[1, 0]]
+    assert order_accuracy(eye[:2], caption, swapped) == 1.0 and order_accuracy(eye[:2], swapped, caption) == 0.0
