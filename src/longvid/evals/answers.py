@@ -21,7 +21,7 @@ _LEAD_INS = re.compile(
     r"answer\s*:|best\s+(?:answer|option)\s*:)\s*",
     re.IGNORECASE,
 )
-_LETTER_FORM = re.compile(r"^\(?([A-Ja-j])\s*(?:\)|\.|:|\]|$|\s*\)?\s*$|\s+[-–]\s)")
+_LETTER_FORM = re.compile(r"^\(?([A-Ja-j])\s*(?:\)|\.|:|\]|$|\s+[-–]\s)")
 _NAMED = re.compile(
     r"(?:answer|option|choice)\s*(?:is|would be|:)?\s*:?\s*\(?([A-J])\b(?!['’])",
     re.IGNORECASE,

@@ -120,6 +120,8 @@ class BlockKVLayer(CacheLayerMixin):
     def __init__(self, bits: int = 16, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> None:
         super().__init__()
         kv_backend(bits)
+        if bits != 16 and block % group:
+            raise InvalidRequestError(f"block ({block}) must be a multiple of the group ({group})")
         self.bits, self.block, self.group = bits, block, group
         self.blocks: list[tuple[torch.Tensor | Quantized, torch.Tensor | Quantized]] = []
         self.blocked_tokens = 0
@@ -131,7 +133,7 @@ class BlockKVLayer(CacheLayerMixin):
         self.values = value_states[..., :0, :].clone()
         head_dim = key_states.shape[-1]
         # keys grouped along tokens (per channel), values along head_dim (per token), as KIVI
-        self.key_group = math.gcd(self.group, self.block)
+        self.key_group = self.group
         self.value_group = math.gcd(self.group, head_dim)
         self.is_initialized = True
 
@@ -227,9 +229,6 @@ class BlockKVCache(Cache):
 
 def make_cache(bits: int, config, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> BlockKVCache:
     """A block cache for a text config's layers at ``bits`` (16 = unquantized)."""
-    kv_backend(bits)
-    if block % group and bits != 16:
-        raise InvalidRequestError(f"block ({block}) must be a multiple of the group ({group})")
     return BlockKVCache(config.num_hidden_layers, bits, block, group)
 
 
