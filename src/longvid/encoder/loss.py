@@ -19,10 +19,11 @@ class ContrastiveLoss(nn.Module):
 
     def __init__(self, init_temperature: float = 0.07) -> None:
         super().__init__()
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
+        # shape (1,), not a scalar: FSDP cannot shard 0-d parameters
+        self.logit_scale = nn.Parameter(torch.full((1,), math.log(1 / init_temperature)))
 
     def scale(self) -> torch.Tensor:
-        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)[0]
 
     def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """``video``, ``text``: (b, d) L2-normalised, row i of each a pair."""

@@ -24,11 +24,12 @@ Output: mean over tokens -> linear projection -> L2-normalised embedding.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from longvid.errors import InvalidRequestError
 
@@ -135,6 +136,12 @@ class VideoViT(nn.Module):
             self.pool_query = nn.Parameter(torch.zeros(c.width))
         self.norm = nn.LayerNorm(c.width)
         self.head = nn.Linear(c.width, c.embed_dim, bias=False)
+        self.grad_checkpointing = False  # recompute each block's activations in backward
+
+    def _run(self, block: nn.Module, x: torch.Tensor, *args) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, *args, use_reentrant=False)
+        return block(x, *args)
 
     # ------------------------------------------------------------------ embedding
 
@@ -194,18 +201,18 @@ class VideoViT(nn.Module):
         kind = self.config.backbone
         if kind == "joint":
             for block in self.blocks:
-                x = block(x)
+                x = self._run(block, x)
             return self.norm(x).mean(dim=1)
         per_step = x.shape[1] // steps
         if kind == "factorized":
             for block, temporal in zip(self.blocks, self.temporal, strict=True):
-                x = block(x.reshape(b * steps, per_step, d)).reshape(b, steps * per_step, d)
-                x = temporal(x, steps)
+                x = self._run(block, x.reshape(b * steps, per_step, d)).reshape(b, steps * per_step, d)
+                x = self._run(temporal, x, steps)
             return self.norm(x).mean(dim=1)
         # frame: each step alone, then pooled over steps
         x = x.reshape(b * steps, per_step, d)
         for block in self.blocks:
-            x = block(x)
+            x = self._run(block, x)
         frames = self.norm(x).mean(dim=1).reshape(b, steps, d)
         if self.config.pooling == "attention":
             weights = torch.softmax(frames @ self.pool_query / math.sqrt(d), dim=1)
@@ -234,6 +241,15 @@ class VideoViT(nn.Module):
             raise InvalidRequestError(f"unknown inflation {mode!r}; choose central or average")
         self.tubelet.weight.copy_(w3)
         self.tubelet.bias.copy_(self.patch.bias)
+
+    @torch.no_grad()
+    def resize_temporal(self, frames: int) -> None:
+        """Make the temporal embeddings ``frames`` long (interpolated, so outputs are unchanged:
+        the forward pass interpolates the same way) and own them, for training at that length."""
+        steps = max(1, frames // self.config.tubelet)
+        if steps != self.pos_temporal.shape[0]:
+            self.pos_temporal = nn.Parameter(self.temporal_embeddings(steps).clone())
+        self.config = replace(self.config, frames=frames)
 
     def to_dict(self) -> dict:
         return asdict(self.config)

@@ -34,6 +34,24 @@ class TextTower(nn.Module):
         super().__init__()
         self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
         self.head = nn.Linear(encoder.config.hidden_size, embed_dim, bias=False)
+        self.frozen = False
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def freeze_encoder(self) -> TextTower:
+        """Train the projection only: the encoder runs in eval mode (no dropout) without
+        gradients, and each caption's pooled features are computed once and remembered
+        (a frozen encoder gives the same answer every epoch)."""
+        self.frozen = True
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        self.encoder.eval()
+        return self
+
+    def train(self, mode: bool = True) -> TextTower:
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None, embed_dim: int, max_length: int = 64) -> TextTower:
@@ -50,10 +68,23 @@ class TextTower(nn.Module):
     def tokenize(self, captions: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(captions, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
-    def forward(self, captions: list[str]) -> torch.Tensor:
-        """L2-normalised embeddings (len(captions), embed_dim)."""
+    def pooled(self, captions: list[str]) -> torch.Tensor:
+        """Mean of the encoder's last hidden states over real tokens, (len(captions), hidden)."""
+        if self.frozen:
+            missing = list(dict.fromkeys(c for c in captions if c not in self._cache))
+            if missing:
+                with torch.no_grad():
+                    for caption, row in zip(missing, self._encode(missing), strict=True):
+                        self._cache[caption] = row.float()
+            return torch.stack([self._cache[c] for c in captions])
+        return self._encode(captions)
+
+    def _encode(self, captions: list[str]) -> torch.Tensor:
         batch = {k: v.to(self.head.weight.device) for k, v in self.tokenize(captions).items()}
         hidden = self.encoder(**batch).last_hidden_state  # (b, n, h)
         mask = batch["attention_mask"][..., None].to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)  # mean over real tokens
-        return F.normalize(self.head(pooled), dim=-1)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+
+    def forward(self, captions: list[str]) -> torch.Tensor:
+        """L2-normalised embeddings (len(captions), embed_dim)."""
+        return F.normalize(self.head(self.pooled(captions)), dim=-1)

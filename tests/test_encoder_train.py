@@ -1,0 +1,221 @@
+"""Encoder training: config files, stages, exact resume, atomic checkpoints, DDP, eval."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import torch
+
+from longvid.encoder.train import EncoderTrainConfig, StepSampler, load_config, load_encoder, train
+from longvid.errors import InvalidRequestError
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", ",", "then", "appears", "moves", "left", "right", "up",
+         "down", "red", "green", "blue", "yellow", "white", "black", "orange", "purple", "cyan", "magenta",
+         "square", "circle", "triangle"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny saved BERT (the text tower) and a 12-clip synthetic set."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from longvid.encoder.data import write_synthetic_set
+
+    root = tmp_path_factory.mktemp("encdata")
+    (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    BertModel(cfg).save_pretrained(root / "bert")
+    tok.save_pretrained(root / "bert")
+    manifest = write_synthetic_set(root / "set", n=12, frames=8, size=32)
+    return root, manifest
+
+
+def config(data, out, **kw) -> EncoderTrainConfig:
+    root, manifest = data
+    base = dict(manifest=str(manifest), out=str(out), text=str(root / "bert"), frames=4, steps=6, batch=4,
+                workers=0, warmup=2, lr=2e-3, save_every=1)  # fmt: skip
+    return EncoderTrainConfig(**{**base, **kw})
+
+
+def losses(out) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+def test_config_files_toml_and_yaml_with_stage_defaults(tmp_path):
+    (tmp_path / "a.toml").write_text('stage = "long"\n[data]\nmanifest = "m.jsonl"\nout = "run"\n[train]\nsteps = 5\n')
+    cfg = load_config(tmp_path / "a.toml")
+    assert (cfg.frames, cfg.mask_ratio, cfg.trainable, cfg.steps) == (64, 0.75, "last:4", 5)
+    assert cfg.manifest == str(tmp_path / "m.jsonl")  # relative to the config file
+    (tmp_path / "b.yaml").write_text("manifest: m.jsonl\nout: run\nstage: image\nmask_ratio: 0.3\n")
+    cfg = load_config(tmp_path / "b.yaml", {"batch": 8})
+    assert (cfg.frames, cfg.mask_ratio, cfg.trainable, cfg.batch) == (1, 0.3, "all", 8)
+    (tmp_path / "c.toml").write_text('manifest = "m"\nout = "o"\nlearning_rate = 1\n')
+    with pytest.raises(InvalidRequestError, match="unknown keys \\['learning_rate'\\]"):
+        load_config(tmp_path / "c.toml")
+    with pytest.raises(InvalidRequestError, match="last:K"):
+        EncoderTrainConfig(manifest="m", out="o", trainable="last4")
+
+
+def test_step_sampler_covers_each_epoch_once_and_resumes_mid_stream():
+    full = StepSampler(10, 3, seed=1, start=0)
+    it = iter(full)
+    first = [next(it) for _ in range(30)]  # 9 steps = 2.7 epochs
+    assert sorted(first[:10]) == list(range(10)) and sorted(first[10:20]) == list(range(10))
+    later = iter(StepSampler(10, 3, seed=1, start=4))
+    assert [next(later) for _ in range(9)] == first[12:21]
+    # two ranks with batch 2 read together what one process with batch 4 reads
+    ranks = [iter(StepSampler(10, 2, seed=1, start=0, rank=r, world=2)) for r in range(2)]
+    one = iter(StepSampler(10, 4, seed=1, start=0))
+    assert [next(ranks[0]), next(ranks[0]), next(ranks[1]), next(ranks[1])] == [next(one) for _ in range(4)]
+
+
+def test_killed_and_resumed_run_repeats_the_loss_sequence(data, tmp_path):
+    train(config(data, tmp_path / "full"), progress=False)
+    reference = losses(tmp_path / "full")
+    assert len(reference) == 6 and reference[-1] < reference[0]  # it learns
+    run = config(data, tmp_path / "cut")
+    train(run, progress=False, stop_after=3)  # as if killed after step 3's checkpoint
+    assert len(losses(tmp_path / "cut")) == 3
+    with (tmp_path / "cut" / "history.jsonl").open("a") as f:
+        f.write('{"step": 4, "loss": 9.9}\n{"step": 5, "lo')  # lines written after the checkpoint, half a line
+    train(run, progress=False)
+    assert losses(tmp_path / "cut") == pytest.approx(reference, rel=1e-6, abs=1e-7)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(k.startswith("text.encoder.") for k in a)  # frozen text encoder is not copied
+
+
+def test_resume_refuses_a_changed_config(data, tmp_path):
+    train(config(data, tmp_path / "r", steps=2), progress=False)
+    with pytest.raises(InvalidRequestError, match="changed: lr"):
+        train(config(data, tmp_path / "r", steps=2, lr=1.0), progress=False)
+
+
+def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
+    import longvid.encoder.train as mod
+
+    train(config(data, tmp_path / "a", steps=2), progress=False)
+    good = (tmp_path / "a" / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def dies_mid_write(obj, path):
+        real_save(obj, path)
+        with open(path, "r+b") as f:
+            f.truncate(100)
+        raise KeyboardInterrupt  # killed before the rename
+
+    monkeypatch.setattr(mod.torch, "save", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        mod.save_atomic({"x": 1}, tmp_path / "a" / "checkpoint.pt")
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == good
+
+
+def test_stages_image_then_short_then_long_last_layers(data, tmp_path):
+    image = config(data, tmp_path / "img", stage="image", steps=2)
+    train(image, progress=False)
+    short = config(data, tmp_path / "short", stage="short", frames=4, steps=2, init=str(tmp_path / "img"))
+    train(short, progress=False)
+    img_state = torch.load(tmp_path / "img" / "checkpoint.pt", weights_only=True)["model"]
+    short_model, _ = load_encoder(tmp_path / "short")
+    # the image stage never trains the tubelet kernel; the short stage starts from its inflation
+    assert not torch.equal(short_model.video.tubelet.weight, img_state["video.tubelet.weight"])
+    long = config(data, tmp_path / "long", stage="long", frames=8, steps=2, mask_ratio=0.5,
+                  trainable="last:1", init=str(tmp_path / "short"))  # fmt: skip
+    train(long, progress=False)
+    long_model, _ = load_encoder(tmp_path / "long")
+    assert long_model.video.pos_temporal.shape[0] == 4  # 8 frames / tubelet 2
+    for name, p in short_model.video.named_parameters():
+        q = dict(long_model.video.named_parameters())[name]
+        frozen = not name.startswith(("blocks.3.", "norm.", "head.")) and name != "pos_temporal"
+        if frozen:
+            assert torch.equal(p, q), name  # only the last block, norm and head moved
+    assert not torch.equal(short_model.video.blocks[3].qkv.weight, long_model.video.blocks[3].qkv.weight)
+
+
+def test_bad_and_undecodable_clips_are_reported_not_fatal(data, tmp_path):
+    _, manifest = data
+    lines = manifest.read_text().splitlines()
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    lines += ["{broken", json.dumps({"video": str(tmp_path / "junk.mp4"), "caption": "a red square appears"})]
+    bad_manifest = tmp_path / "m.jsonl"
+    bad_manifest.write_text("\n".join(lines).replace('"videos/', f'"{manifest.parent}/videos/') + "\n")
+    with pytest.warns(UserWarning) as caught:
+        train(config(data, tmp_path / "o", manifest=str(bad_manifest), steps=4, batch=6), progress=False)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 bad rows skipped" in messages and "junk.mp4: cannot decode" in messages
+    assert len(losses(tmp_path / "o")) == 4
+
+
+def _ddp_rank(rank: int, world: int, port: int, cfg: EncoderTrainConfig, results: str) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    import torch.distributed as dist
+
+    import longvid.encoder.train as mod
+
+    captured = {}
+    real_wrap = mod.wrap
+
+    def keep(model, cfg, env):
+        captured["model"] = model
+        return real_wrap(model, cfg, env)
+
+    mod.wrap = keep
+    train(cfg, progress=False)
+    state = {}
+    for k, v in captured["model"].state_dict().items():
+        if "text.encoder" not in k:
+            v = v.full_tensor() if hasattr(v, "full_tensor") else v  # FSDP shards: gather the whole
+            state[k] = v.detach().cpu().clone()
+    torch.save(state, f"{results}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_process_ddp_ranks_hold_identical_weights_and_fsdp_matches(data, tmp_path):
+    import torch.multiprocessing as mp
+
+    weights = {}
+    for mode in ("ddp", "fsdp"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = config(data, tmp_path / mode, steps=3, batch=2, distributed=mode)
+        mp.spawn(_ddp_rank, args=(2, port, cfg, str(tmp_path / mode)), nprocs=2, join=True)
+        a, b = (torch.load(tmp_path / mode / f"rank{r}.pt", weights_only=True) for r in range(2))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        saved = torch.load(tmp_path / mode / "checkpoint.pt", weights_only=True)["model"]
+        assert torch.equal(saved["video.head.weight"], a["video.head.weight"])
+        assert len(losses(tmp_path / mode)) == 3
+        weights[mode] = a
+    # sharded training computes what replicated training does (up to float summation order,
+    # which Adam's normalisation amplifies for near-zero gradients)
+    assert weights["fsdp"].keys() == weights["ddp"].keys()
+    for k, v in weights["ddp"].items():
+        torch.testing.assert_close(weights["fsdp"][k], v, rtol=1e-3, atol=1e-4)
+
+
+def test_eval_reports_recall_and_order_accuracy(data, tmp_path):
+    from longvid.encoder.evaluate import evaluate_manifest, format_report
+
+    _, manifest = data
+    train(config(data, tmp_path / "e", steps=2), progress=False)
+    model, _ = load_encoder(tmp_path / "e")
+    result = evaluate_manifest(model, manifest, frames=4)
+    assert result["clips"] == 12 and 0 <= result["t2v_r@1"] <= result["t2v_r@5"] <= result["t2v_r@10"] <= 1
+    assert result["order_clips"] == 12 and 0 <= result["order_acc"] <= 1
+    # the same numbers from the embeddings directly
+    from longvid.encoder.data import read_manifest
+    from longvid.encoder.evaluate import embed_clips
+    from longvid.encoder.metrics import recall_at_k
+
+    v, t = embed_clips(model, read_manifest(manifest)[0], 4)
+    assert recall_at_k(v, t)["v2t_r@1"] == result["v2t_r@1"]
+    assert "R@1" in format_report(result)
