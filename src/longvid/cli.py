@@ -577,6 +577,65 @@ def encoder_synth(
     print(f"wrote {write_synthetic_set(out, n, frames=frames, size=size, seed=seed)}")
 
 
+@encoder_app.command("caption-train")
+def encoder_caption_train(
+    encoder: Annotated[Path, typer.Option(help="Trained encoder (checkpoint or its folder); stays frozen.")],
+    lm: Annotated[Path, typer.Option(help="A transformers causal LM folder; stays frozen.")],
+    manifest: Annotated[Path, typer.Option(help="JSONL manifest of clips and captions.")],
+    out: Annotated[Path, typer.Option(help="Folder for the captioner.")] = Path("out/captioner"),
+    steps: Annotated[int, typer.Option()] = 300,
+    batch: Annotated[int, typer.Option()] = 16,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    frames: Annotated[int | None, typer.Option(help="Frames per clip (default: the encoder's).")] = None,
+    latents: Annotated[int, typer.Option(help="Perceiver resampler latents.")] = 64,
+    every: Annotated[int, typer.Option(help="Gated cross-attention before every k-th LM layer.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+) -> None:
+    """Train the resampler and gated cross-attention layers on the captioning loss."""
+    from longvid.encoder.captioner import CaptionerConfig, train_captioner
+
+    _quiet_transformers()
+    cfg = CaptionerConfig(latents=latents, every=every)
+    losses = train_captioner(encoder, lm, manifest, out, steps=steps, batch=batch, lr=lr, frames=frames,
+                             config=cfg, seed=seed, threads=threads)  # fmt: skip
+    print(f"wrote {out}: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+
+
+@encoder_app.command("caption")
+def encoder_caption(
+    videos: Annotated[list[Path], typer.Argument(help="Video files.")],
+    model: Annotated[Path, typer.Option(help="Captioner folder (from caption-train).")],
+    manifest: Annotated[Path | None, typer.Option(help="Score against a manifest's captions (ROUGE-L).")] = None,
+    max_new_tokens: Annotated[int, typer.Option()] = 32,
+) -> None:
+    """Caption videos; with --manifest, caption its clips and report ROUGE-L."""
+    import torch
+
+    from longvid.encoder.captioner import load_captioner, rouge_l
+    from longvid.encoder.data import Clip, read_manifest
+    from longvid.encoder.train import load_pixels
+
+    _quiet_transformers()
+    captioner, meta = load_captioner(model)
+    clips = [Clip(v, "") for v in videos]
+    if manifest is not None:
+        clips += read_manifest(manifest)[0]
+    if not clips:
+        raise InvalidRequestError("give video files or --manifest")
+    size = captioner.encoder.config.image_size
+    predictions = []
+    for i in range(0, len(clips), 16):
+        part = clips[i : i + 16]
+        pixels = torch.stack([load_pixels(c, meta["frames"], size) for c in part])
+        predictions += captioner.generate(pixels, max_new_tokens)
+    for clip, text in zip(clips, predictions, strict=True):
+        print(f"{clip.video}\t{text}")
+    scored = [(p, c.caption) for p, c in zip(predictions, clips, strict=True) if c.caption]
+    if scored:
+        print(f"ROUGE-L {rouge_l(*map(list, zip(*scored, strict=True))):.3f} over {len(scored)} captioned clips")
+
+
 def _quiet_transformers() -> None:
     """transformers' own progress bars and warnings would bury the answer."""
     from transformers.utils import logging as hf_logging

@@ -189,10 +189,11 @@ class VideoViT(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def forward_features(
+    def encode_tokens(
         self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Pooled features (b, width) of the kept tokens."""
+    ) -> tuple[torch.Tensor, int]:
+        """Final normed tokens (b, kept, width) and the number of temporal steps. Unmasked,
+        they are in (step, row, column) order: ``.view(b, steps, grid * grid, width)``."""
         x, steps = self.embed(video)
         b, _, d = x.shape
         if mask_ratio > 0:
@@ -202,18 +203,28 @@ class VideoViT(nn.Module):
         if kind == "joint":
             for block in self.blocks:
                 x = self._run(block, x)
-            return self.norm(x).mean(dim=1)
+            return self.norm(x), steps
         per_step = x.shape[1] // steps
         if kind == "factorized":
             for block, temporal in zip(self.blocks, self.temporal, strict=True):
                 x = self._run(block, x.reshape(b * steps, per_step, d)).reshape(b, steps * per_step, d)
                 x = self._run(temporal, x, steps)
-            return self.norm(x).mean(dim=1)
-        # frame: each step alone, then pooled over steps
+            return self.norm(x), steps
+        # frame: each step alone
         x = x.reshape(b * steps, per_step, d)
         for block in self.blocks:
             x = self._run(block, x)
-        frames = self.norm(x).mean(dim=1).reshape(b, steps, d)
+        return self.norm(x).reshape(b, steps * per_step, d), steps
+
+    def forward_features(
+        self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Pooled features (b, width) of the kept tokens."""
+        x, steps = self.encode_tokens(video, mask_ratio, generator)
+        if self.config.backbone != "frame":
+            return x.mean(dim=1)
+        b, n, d = x.shape
+        frames = x.reshape(b, steps, n // steps, d).mean(dim=2)  # per-step features, then pooled over steps
         if self.config.pooling == "attention":
             weights = torch.softmax(frames @ self.pool_query / math.sqrt(d), dim=1)
             return (weights[..., None] * frames).sum(dim=1)

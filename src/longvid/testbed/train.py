@@ -32,6 +32,19 @@ from longvid.probes.tasks import FORMS, TASKS, make_item, render_frames
 
 EVAL_SEED_OFFSET = 1_000_000  # held-out seeds: training never reaches them
 
+# The testbed's chat template states the question before the video and again after it (the
+# 7B families put it after only). Causal attention lets a visual token see only what came
+# before it: with the question first, each frame's tokens can mark "I am what is asked
+# about", and counting becomes summing marks. With the question after only, the 0.6 M model
+# stayed at chance on count through every run we tried (docs/results.md, "Training").
+QUESTION_AROUND_VIDEO = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}\n{% endif %}{% endfor %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'video' %}{{ video }}\n"
+    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 
 @dataclass
 class TrainConfig:
@@ -40,6 +53,7 @@ class TrainConfig:
     task_weights: tuple[float, ...] | None = None  # sampling weights of ``tasks`` (default: in turn)
     forms: tuple[str, ...] = FORMS
     init: str | None = None  # continue from this checkpoint instead of a random init
+    question_first: bool = True  # chat template QUESTION_AROUND_VIDEO (else ChatML, video first)
     # needle alone first: it teaches finding the one frame that matters and reading it, which
     # count and order build on (with all three mixed from the start, a 2,100-step run stayed
     # at chance on all of them)
@@ -101,11 +115,11 @@ def build_model(cfg: TrainConfig):
 class Batcher:
     """Token ids, pixels and labels for a batch of probe items of one task/form/length."""
 
-    def __init__(self, tokenizer, tokens_per_frame: int) -> None:
+    def __init__(self, tokenizer, tokens_per_frame: int, template: str | None = None) -> None:
         from longvid.models.prompt import split_prompt
 
         self.tok = tokenizer
-        self.split = lambda q: split_prompt(tokenizer, q, "<video>")
+        self.split = lambda q: split_prompt(tokenizer, q, "<video>", template)
         self.video_id = tokenizer.convert_tokens_to_ids("<video>")
         self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.tokens_per_frame = tokens_per_frame
@@ -157,7 +171,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, log=print) -> dict:
     rng = np.random.default_rng(cfg.seed)
     model, tokenizer, preprocess = build_model(cfg)
     model.train()
-    batcher = Batcher(tokenizer, math.ceil(cfg.grid / 2) ** 2)
+    batcher = Batcher(tokenizer, math.ceil(cfg.grid / 2) ** 2, QUESTION_AROUND_VIDEO if cfg.question_first else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:
@@ -217,6 +231,8 @@ def save(model, tokenizer, preprocess, out_dir, cfg: TrainConfig, history: list,
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "preprocessor_config.json").write_text(json.dumps(preprocess, indent=1))
+    if cfg.question_first:  # read by longvid.models.registry, so `ask` prompts as training did
+        (tmp / "chat_template.jinja").write_text(QUESTION_AROUND_VIDEO)
     card = {
         "what": "longvid testbed: a tiny LLaVA-OneVision trained by longvid on procedural video QA",
         "command": f"longvid testbed train --steps {cfg.steps} --lr {cfg.lr} --seed {cfg.seed} --threads {cfg.threads}",
