@@ -32,6 +32,21 @@ def test_outputs_are_normalised_embeddings_for_video_and_image(backbone):
     assert steps == 4 and tokens.shape == (2, 4 * 16, 64)  # 8 frames / tubelet 2, 4x4 patches
 
 
+def test_linear_tubelet_embedding_equals_the_convolutions():
+    m = model()
+    v = video(frames=8)
+    tokens, steps = m.embed(v)
+    conv = m.tubelet(v.transpose(1, 2)).flatten(3).permute(0, 2, 3, 1).flatten(1, 2)  # (b, steps * g^2, d)
+    positions = (m.pos_spatial[None] + m.temporal_embeddings(4)[:, None]).flatten(0, 1)
+    torch.testing.assert_close(tokens, conv + positions, rtol=1e-5, atol=1e-5)
+    image_tokens, _ = m.embed(v[:, 0])
+    conv2d = m.patch(v[:, 0]).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(image_tokens, conv2d + m.pos_spatial + m.temporal_embeddings(1), rtol=1e-5, atol=1e-5)
+    keep = m.keep_indices(2, steps, 0.75, torch.Generator().manual_seed(0))
+    kept, _ = m.embed(v, keep)  # embedding only the kept tubelets = embedding all, then gathering
+    torch.testing.assert_close(kept, tokens.gather(1, keep[..., None].expand(-1, -1, 64)), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["central", "average"])
 def test_inflated_kernel_encodes_a_still_video_like_its_image(mode):
     m = model()

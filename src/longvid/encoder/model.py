@@ -152,22 +152,48 @@ class VideoViT(nn.Module):
             return pos
         return F.interpolate(pos.T[None], size=steps, mode="linear", align_corners=True)[0].T
 
-    def embed(self, video: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Tokens (b, steps * grid^2, width) with positions, and the number of steps.
-        ``video``: (b, frames, 3, H, W) in [-1, 1] or (b, 3, H, W) for images."""
-        if video.ndim == 4:  # image: one step through the 2D path
-            x = self.patch(video).flatten(2).transpose(1, 2)[:, None]  # (b, 1, g^2, d)
+    def steps_of(self, video: torch.Tensor) -> int:
+        """Temporal steps of a video (b, frames, 3, H, W): frames / tubelet; an image (b, 3, H, W): 1."""
+        if video.ndim == 4:
+            return 1
+        frames = video.shape[1]
+        if frames % self.config.tubelet:
+            raise InvalidRequestError(f"frames ({frames}) must be a multiple of the tubelet ({self.config.tubelet})")
+        return frames // self.config.tubelet
+
+    def patchify(
+        self, video: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flattened tubelets (b, steps * grid^2 or kept, 3 * t * p * p) in (step, row, column)
+        order, and the embedding as a matrix and bias: a Conv3d whose stride is its kernel is
+        this linear map, and as one it embeds the kept tubelets only (masking then saves the
+        embedding's compute and the memory its backward keeps). ``keep`` picks tubelets by
+        indexing the video in place: only the kept pixels are ever copied."""
+        c, g = self.config.patch, self.config.grid
+        b = video.shape[0]
+        if video.ndim == 4:  # image: the 2D path, one step of depth 1
+            t, steps, weight, bias = 1, 1, self.patch.weight, self.patch.bias
+            grid = video.reshape(b, 1, 1, 3, g, c, g, c)
         else:
-            frames = video.shape[1]
-            if frames % self.config.tubelet:
-                raise InvalidRequestError(
-                    f"frames ({frames}) must be a multiple of the tubelet ({self.config.tubelet})"
-                )
-            x = self.tubelet(video.transpose(1, 2))  # (b, d, steps, g, g)
-            x = x.flatten(3).permute(0, 2, 3, 1)  # (b, steps, g^2, d)
-        steps = x.shape[1]
-        x = x + self.pos_spatial[None, None] + self.temporal_embeddings(steps)[None, :, None]
-        return x.flatten(1, 2), steps
+            t, steps, weight, bias = self.config.tubelet, self.steps_of(video), self.tubelet.weight, self.tubelet.bias
+            grid = video.reshape(b, steps, t, 3, g, c, g, c)  # a view: no copy
+        if keep is None:
+            x = grid.permute(0, 1, 4, 6, 3, 2, 5, 7).reshape(b, steps * g * g, 3 * t * c * c)
+        else:
+            step, cell = keep // (g * g), keep % (g * g)
+            rows = torch.arange(b, device=keep.device)[:, None]
+            x = grid[rows, step, :, :, cell // g, :, cell % g, :]  # (b, kept, t, 3, p, p)
+            x = x.transpose(2, 3).reshape(b, keep.shape[1], 3 * t * c * c)
+        return x, weight.flatten(1), bias
+
+    def embed(self, video: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """Tokens (b, steps * grid^2 or kept, width) with positions, and the number of steps.
+        ``video``: (b, frames, 3, H, W) in [-1, 1] or (b, 3, H, W) for images; ``keep``:
+        indices of the tokens to embed (b, kept), from ``keep_indices``."""
+        steps = self.steps_of(video)
+        patches, weight, bias = self.patchify(video, keep)
+        positions = (self.pos_spatial[None] + self.temporal_embeddings(steps)[:, None]).flatten(0, 1)
+        return F.linear(patches, weight, bias) + (positions if keep is None else positions[keep]), steps
 
     # ------------------------------------------------------------------ masking
 
@@ -194,11 +220,11 @@ class VideoViT(nn.Module):
     ) -> tuple[torch.Tensor, int]:
         """Final normed tokens (b, kept, width) and the number of temporal steps. Unmasked,
         they are in (step, row, column) order: ``.view(b, steps, grid * grid, width)``."""
-        x, steps = self.embed(video)
+        keep = None
+        if mask_ratio > 0:  # drawn before embedding: only kept tubelets are embedded at all
+            keep = self.keep_indices(video.shape[0], self.steps_of(video), mask_ratio, generator)
+        x, steps = self.embed(video, keep)
         b, _, d = x.shape
-        if mask_ratio > 0:
-            idx = self.keep_indices(b, steps, mask_ratio, generator)
-            x = x.gather(1, idx[..., None].expand(-1, -1, d))
         kind = self.config.backbone
         if kind == "joint":
             for block in self.blocks:

@@ -62,7 +62,9 @@ def _pick(rng: np.random.Generator, items, exclude=()) -> str:
     return str(pool[int(rng.integers(len(pool)))])
 
 
-def _event(rng, frame: int, color: str, shape: str, marker: bool = False) -> Event:
+def _event(rng, frame: int, color: str, shape: str, marker: bool = False, centred: bool = False) -> Event:
+    if centred:  # always the same 2x2 of the testbed's 4x4 pooled tokens: see make_item's count
+        return Event(start=frame, end=frame, shape=shape, color=color, x=0.5, y=0.5, size=0.375, marker=marker)
     return Event(
         start=frame,
         end=frame,
@@ -75,13 +77,15 @@ def _event(rng, frame: int, color: str, shape: str, marker: bool = False) -> Eve
     )
 
 
-def _distractors(rng, num_frames: int, taken: set[int], allowed, density: float = 0.7) -> list[Event]:
+def _distractors(
+    rng, num_frames: int, taken: set[int], allowed, density: float = 0.7, centred: bool = False
+) -> list[Event]:
     """A distractor in most free frames, its (colour, shape) drawn by ``allowed(rng)``."""
     out = []
     for f in range(num_frames):
         if f not in taken and rng.random() < density:
             color, shape = allowed(rng)
-            out.append(_event(rng, f, color, shape))
+            out.append(_event(rng, f, color, shape, centred=centred))
     return out
 
 
@@ -131,8 +135,11 @@ def make_item(
             other = _pick(r, colors, exclude=(color,))
             return other, (shape if r.random() < 0.5 else _pick(r, shapes))
 
-        events = [_event(rng, f, color, shape) for f in frames]
-        events += _distractors(rng, num_frames, set(frames), allowed, density)
+        # Centred, one size: every shape covers the same visual tokens, so a count of matching
+        # tokens is a count of events (placed at random, one event covered 4 to 9 tokens and the
+        # testbed could not count at all)
+        events = [_event(rng, f, color, shape, centred=True) for f in frames]
+        events += _distractors(rng, num_frames, set(frames), allowed, density, centred=True)
         question = f"how many times does a {color} {shape} appear ?"
         answer, key = NUMBERS[k - 1], tuple(frames)
         choices = [answer, *rng.choice([n for n in NUMBERS if n != answer], 3, replace=False).tolist()]
