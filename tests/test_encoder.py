@@ -245,3 +245,29 @@ def test_recall_at_k_and_order_accuracy():
     assert r["t2v_r@1"] == 1.0  # text 0 still finds video 0 first (0.6 beats nothing)
     caption, swapped = eye[:2], eye[[1, 0]]
     assert order_accuracy(eye[:2], caption, swapped) == 1.0 and order_accuracy(eye[:2], swapped, caption) == 0.0
+
+
+@pytest.mark.parametrize("backbone", ["joint", "factorized", "frame"])
+def test_long_modes_equal_the_plain_forward_at_training_length(backbone):
+    from longvid.encoder.long import long_video_embedding
+
+    m = model(backbone)
+    v = video(b=1, frames=8)
+    with torch.no_grad():
+        plain = m(v)[0]
+    for mode in ("interleave", "chunks", "interpolate"):
+        torch.testing.assert_close(long_video_embedding(m, v[0], 8, mode), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_interleave_and_chunks_see_different_frames_beyond_training_length():
+    from longvid.encoder.long import long_video_embedding, per_frame_features
+
+    m = model()
+    v = video(b=1, frames=16)[0]
+    chunks = long_video_embedding(m, v, 8, "chunks")
+    # chunks: two plain 8-frame passes, averaged before the head
+    halves = torch.cat([per_frame_features(m, v[:8]), per_frame_features(m, v[8:])]).mean(dim=0)
+    torch.testing.assert_close(chunks, F.normalize(m.head(halves), dim=-1))
+    inter = torch.cat([per_frame_features(m, v[0::2]), per_frame_features(m, v[1::2])]).mean(dim=0)
+    torch.testing.assert_close(long_video_embedding(m, v, 8, "interleave"), F.normalize(m.head(inter), dim=-1))
+    assert not torch.allclose(chunks, long_video_embedding(m, v, 8, "interleave"))

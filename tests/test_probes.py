@@ -34,13 +34,15 @@ def test_needle_item_ground_truth():
 def test_count_item_events_are_separate_and_counted(seed):
     item = make_item("count", seed, 30)
     k = NUMBERS.index(item.answer) + 1
-    color, shape = item.question.split()[5:7]
-    hits = sorted(e.start for e in item.scene.events if (e.color, e.shape) == (color, shape))
+    hits = sorted(e.start for e in item.scene.events if e.marker)
     assert len(hits) == k and list(item.key_frames) == hits
     assert all(b - a >= 2 for a, b in itertools.pairwise(hits))  # never two in a row
     others = [e for e in item.scene.events if e.start not in hits]
-    assert all(e.color != color for e in others)
-    assert any(e.shape == shape for e in others)  # same-shaped distractors: the colour must be read
+    assert others and not any(e.marker for e in others)
+    assert {(e.x, e.y, e.size) for e in item.scene.events} == {(0.5, 0.5, 0.375)}  # same tokens every time
+    frames = render_frames(item)
+    marked, plain = hits[0], others[0].start
+    assert not np.array_equal(frames[marked], frames[plain])
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -1,0 +1,201 @@
+"""Miniature reproduction of the encoder recipe (seed 001) and of long inputs (seed 002), on the
+synthetic video-text set whose captions tell events in order.
+
+    python bench/encoder_recipe.py [--steps 400] [--train-clips 512] [--eval-clips 128] [--out docs/encoder]
+
+1. Train the ``micro`` VideoViT (32x32 frames, 8x8 patches, tubelets of 2 frames, width 64,
+   4 blocks) for each backbone (joint / factorized / frame with mean pooling) and mask ratio
+   (0 / 0.5 / 0.75 / 0.9), the same steps, batch, learning rate and seed for all, 16 frames per
+   clip, against the frozen pretrained all-MiniLM-L6-v2 text tower (its projection trains).
+2. On held-out clips: text->video / video->text R@1, the temporal-order probe (each video
+   against its caption and the same events told in reverse order: accuracy, chance 50 %) and
+   order R@1 (video->text among every caption *and* every reversed caption).
+3. Training peak memory of each configuration on this model (bench/encoder.py's measurement,
+   batch as trained), for the memory-vs-accuracy plot.
+4. Long inputs: the joint model trained at 16 frames with 75 % masking, applied to 16 x m
+   frames (m = 1, 2, 4, 8) by interleaved subsequences (INTP), consecutive chunks, or
+   interpolated temporal embeddings.
+
+Writes ``recipe.json``, ``recipe.md`` (tables) and ``memory_vs_r1.png`` to ``--out``; prints
+``BENCH {json}`` lines. torch runs 1 thread per process (DataLoader decoding in 1 worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+BACKBONES = ("joint", "factorized", "frame")
+RATIOS = (0.0, 0.5, 0.75, 0.9)
+MICRO = dict(image_size=32, patch=8, width=64, depth=4, heads=4, embed_dim=64)
+
+
+def order_metrics(model, clips, video: torch.Tensor) -> dict:
+    """Order accuracy and order R@1 (video->text among all captions and all reversed ones)."""
+    from longvid.encoder.data import order_swapped
+    from longvid.encoder.metrics import order_accuracy
+
+    with torch.no_grad():
+        text = model.text([c.caption for c in clips]).float()
+        swapped = model.text([order_swapped(c.caption) for c in clips]).float()
+    pool = torch.cat([text, swapped])
+    sims = video @ pool.T
+    right = sims.diagonal()[:, None]
+    order_r1 = float(((sims > right).sum(dim=1) == 0).float().mean())
+    return {"order_acc": order_accuracy(video, text, swapped), "order_r@1": order_r1}
+
+
+def evaluate(model, clips, frames: int) -> dict:
+    from longvid.encoder.evaluate import embed_clips
+    from longvid.encoder.metrics import recall_at_k
+
+    video, text = embed_clips(model, clips, frames, batch=32)
+    out = {k: v for k, v in recall_at_k(video, text, ks=(1, 5)).items()}
+    out.update(order_metrics(model, clips, video))
+    return out
+
+
+def long_inputs(model, clips, group: int, factors=(1, 2, 4, 8)) -> list[dict]:
+    from longvid.encoder.long import LONG_MODES, long_video_embedding
+    from longvid.encoder.metrics import recall_at_k
+    from longvid.encoder.train import load_pixels
+
+    rows = []
+    size = model.video.config.image_size
+    with torch.no_grad():
+        text = model.text([c.caption for c in clips]).float()
+    for m in factors:
+        pixels = [load_pixels(c, group * m, size) for c in clips]
+        for mode in LONG_MODES:
+            video = torch.stack([long_video_embedding(model.video, p, group, mode) for p in pixels]).float()
+            row = {"m": m, "frames": group * m, "mode": mode, **recall_at_k(video, text, ks=(1,))}
+            row.update(order_metrics(model, clips, video))
+            print("BENCH " + json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def training_memory(backbone: str, ratio: float, batch: int) -> int:
+    """bench/encoder.py's measurement on the micro model, in its own process."""
+    code = (
+        "import json, sys; sys.path.insert(0, %r); import encoder as b; "
+        "print(json.dumps(b.run_one(%r, 16, %r, 2, %r, %d)))"
+    ) % (str(Path(__file__).parent), backbone, ratio, MICRO, batch)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--train-clips", type=int, default=512)
+    ap.add_argument("--eval-clips", type=int, default=128)
+    ap.add_argument("--backbones", default=",".join(BACKBONES))
+    ap.add_argument("--ratios", default=",".join(map(str, RATIOS)))
+    ap.add_argument("--text", help="text encoder folder (default: all-MiniLM-L6-v2)")
+    ap.add_argument("--out", type=Path, default=Path("docs/encoder"))
+    ap.add_argument("--work", type=Path, help="keep data and checkpoints here (default: a temporary folder)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from transformers.utils import logging as hf_logging
+
+    from longvid.encoder.data import read_manifest, write_synthetic_set
+    from longvid.encoder.train import EncoderTrainConfig, load_encoder, train
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tmp = None if args.work else tempfile.TemporaryDirectory()
+    work = args.work or Path(tmp.name)
+    train_manifest = work / "train" / "manifest.jsonl"
+    if not train_manifest.exists():
+        write_synthetic_set(work / "train", args.train_clips, frames=16, size=32, seed=0)
+    eval_manifest = work / "eval" / "manifest.jsonl"
+    if not eval_manifest.exists():  # 128 frames a clip: the long-input study samples up to all of them
+        write_synthetic_set(work / "eval", args.eval_clips, frames=128, size=32, seed=1_000_000)
+    eval_clips, _ = read_manifest(eval_manifest)
+
+    results: dict = {"settings": vars(args) | {"out": str(args.out), "work": str(args.work)}, "runs": []}
+    for backbone in args.backbones.split(","):
+        for ratio in [float(r) for r in args.ratios.split(",")]:
+            out = work / f"{backbone}-{ratio}"
+            cfg = EncoderTrainConfig(
+                manifest=str(train_manifest), out=str(out), stage="short", frames=16, mask_ratio=ratio,
+                trainable="all", size="micro", backbone=backbone, text=args.text, steps=args.steps,
+                batch=args.batch, lr=1e-3, warmup=min(40, args.steps // 10), seed=0, workers=1, threads=1,
+                save_every=args.steps,
+            )  # fmt: skip
+            train(cfg, progress=False)
+            history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()]
+            model, _ = load_encoder(out)
+            row = {"backbone": backbone, "mask_ratio": ratio, **evaluate(model, eval_clips, 16)}
+            row["final_loss"] = sum(h["loss"] for h in history[-20:]) / len(history[-20:])
+            row["train_peak_bytes"] = training_memory(backbone, ratio, args.batch)
+            print("BENCH " + json.dumps(row), flush=True)
+            results["runs"].append(row)
+    if "joint" in args.backbones.split(",") and 0.75 in [float(r) for r in args.ratios.split(",")]:
+        model, _ = load_encoder(work / "joint-0.75")
+        results["long"] = long_inputs(model, eval_clips, 16)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "recipe.json").write_text(json.dumps(results, indent=1))
+    (args.out / "recipe.md").write_text(tables(results))
+    plot(results, args.out / "memory_vs_r1.png")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+def tables(results: dict) -> str:
+    lines = [
+        "| backbone | mask ratio | train peak MiB | t2v R@1 | v2t R@1 | order acc | order R@1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['backbone']} | {r['mask_ratio']:g} | {r['train_peak_bytes'] / 2**20:.0f} | "
+            f"{100 * r['t2v_r@1']:.1f} | {100 * r['v2t_r@1']:.1f} | {100 * r['order_acc']:.1f} | "
+            f"{100 * r['order_r@1']:.1f} |"
+        )
+    if results.get("long"):
+        lines += ["", "| m | frames | mode | t2v R@1 | v2t R@1 | order acc | order R@1 |", "|---:|---:|---|---:|---:|---:|---:|"]
+        for r in results["long"]:
+            lines.append(
+                f"| {r['m']} | {r['frames']} | {r['mode']} | {100 * r['t2v_r@1']:.1f} | {100 * r['v2t_r@1']:.1f} | "
+                f"{100 * r['order_acc']:.1f} | {100 * r['order_r@1']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = {"joint": "o", "factorized": "s", "frame": "^"}
+    for backbone in BACKBONES:
+        runs = [r for r in results["runs"] if r["backbone"] == backbone]
+        if not runs:
+            continue
+        xs = [r["train_peak_bytes"] / 2**20 for r in runs]
+        ys = [100 * r["order_r@1"] for r in runs]
+        ax.plot(xs, ys, marker=markers[backbone], label=backbone)
+        for r, x, y in zip(runs, xs, ys, strict=True):
+            ax.annotate(f"{r['mask_ratio']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("training peak memory (MiB), 16 frames, micro model")
+    ax.set_ylabel("order R@1 (%)")
+    ax.set_title("Memory vs temporal understanding (labels: mask ratio)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
