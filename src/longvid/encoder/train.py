@@ -50,7 +50,7 @@ STAGES = {
 
 
 # keys that do not change what is computed: a resumed run may set them differently
-RESUME_MAY_CHANGE = {"workers", "threads", "save_every", "eval_manifest"}
+RESUME_MAY_CHANGE = {"workers", "threads", "save_every", "eval_manifest", "cache_decoded"}
 
 
 @dataclass
@@ -81,6 +81,7 @@ class EncoderTrainConfig:
     grad_checkpointing: bool = False
     distributed: str = "ddp"  # ddp | fsdp (under torchrun)
     workers: int = 2  # DataLoader processes decoding videos
+    cache_decoded: bool = False  # keep decoded clips in memory (small sets; decodes in-process once)
     threads: int = 1  # torch threads per process (1: 2 threads under contention ran 20x slower here)
     save_every: int = 100
     eval_manifest: str | None = None  # R@1 and order accuracy on it at the end
@@ -177,13 +178,23 @@ class ClipDataset(torch.utils.data.Dataset):
     """Decoded clips; a clip that fails to decode is reported and replaced by the next one
     (so every batch is full: ranks all-gather equal shapes)."""
 
-    def __init__(self, clips: list[Clip], frames: int, resolution: int) -> None:
+    def __init__(self, clips: list[Clip], frames: int, resolution: int, cache: bool = False) -> None:
         self.clips, self.frames, self.resolution = clips, frames, resolution
+        self.cache: dict[int, dict] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict:
+        if self.cache is None:
+            return self._load(i)
+        if i in self.cache:
+            return self.cache[i]
+        item = self._load(i)
+        self.cache[i] = {**item, "failed": []}  # failures are reported the first time only
+        return item
+
+    def _load(self, i: int) -> dict:
         failed = []
         for k in range(min(len(self.clips), 20)):
             clip = self.clips[(i + k) % len(self.clips)]
@@ -427,10 +438,10 @@ def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None
 
     resolution = model.video.config.image_size
     loader = torch.utils.data.DataLoader(
-        ClipDataset(clips, cfg.frames, resolution),
+        ClipDataset(clips, cfg.frames, resolution, cache=cfg.cache_decoded),
         batch_size=cfg.batch,
         sampler=StepSampler(len(clips), cfg.batch, cfg.seed, start, env.rank, env.world),
-        num_workers=cfg.workers,
+        num_workers=0 if cfg.cache_decoded else cfg.workers,  # worker processes would each hold a cache
         collate_fn=collate,
         persistent_workers=False,
     )
