@@ -84,10 +84,11 @@ def long_inputs(model, clips, group: int, factors=(1, 2, 4, 8)) -> list[dict]:
 
 def training_memory(backbone: str, ratio: float, batch: int) -> int:
     """bench/encoder.py's measurement on the micro model, in its own process."""
+    here = str(Path(__file__).parent)
     code = (
-        "import json, sys; sys.path.insert(0, %r); import encoder as b; "
-        "print(json.dumps(b.run_one(%r, 16, %r, 2, %r, %d)))"
-    ) % (str(Path(__file__).parent), backbone, ratio, MICRO, batch)
+        f"import json, sys; sys.path.insert(0, {here!r}); import encoder as b; "
+        f"print(json.dumps(b.run_one({backbone!r}, 16, {ratio!r}, 2, {MICRO!r}, {batch})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
 
