@@ -222,3 +222,14 @@ def test_eval_reports_recall_and_order_accuracy(data, tmp_path):
     v, t = embed_clips(model, read_manifest(manifest)[0], 4)
     assert recall_at_k(v, t)["v2t_r@1"] == result["v2t_r@1"]
     assert "R@1" in format_report(result)
+
+
+@pytest.mark.parametrize("name", ["image.toml", "short.toml", "long.yaml"])
+def test_example_configs_load(name):
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "encoder" / name
+    cfg = load_config(path)
+    assert cfg.stage == name.split(".")[0]
+    assert Path(cfg.manifest).resolve() == (path.parent.parent.parent / "data" / "manifest.jsonl").resolve()
+    assert (cfg.stage != "long") or (cfg.trainable == "last:4" and cfg.frames == 64 and cfg.grad_checkpointing)

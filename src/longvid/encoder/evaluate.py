@@ -45,12 +45,12 @@ def evaluate_manifest(
         raise InvalidRequestError(f"{manifest}: {len(clips)} usable clips; retrieval needs at least 2")
     video, text = embed_clips(model, clips, frames, batch, mask_ratio, progress)
     out: dict = {"clips": len(clips), "bad_rows": len(bad), "frames": frames, "mask_ratio": mask_ratio}
-    out.update(recall_at_k(video, text))
+    out.update({k: round(v, 4) for k, v in recall_at_k(video, text).items()})
     ordered = [i for i, c in enumerate(clips) if order_swapped(c.caption) != c.caption]
     if ordered:
         with torch.no_grad():
             swapped = model.text([order_swapped(clips[i].caption) for i in ordered]).float()
-        out["order_acc"] = order_accuracy(video[ordered], text[ordered], swapped)
+        out["order_acc"] = round(order_accuracy(video[ordered], text[ordered], swapped), 4)
         out["order_clips"] = len(ordered)
     return out
 
