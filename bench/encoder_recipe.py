@@ -6,7 +6,8 @@ synthetic video-text set whose captions tell events in order.
 1. Train the ``micro`` VideoViT (32x32 frames, 8x8 patches, tubelets of 2 frames, width 64,
    4 blocks) for each backbone (joint / factorized / frame with mean pooling) and mask ratio
    (0 / 0.5 / 0.75 / 0.9), the same steps, batch, learning rate and seed for all, 16 frames per
-   clip, against the frozen pretrained all-MiniLM-L6-v2 text tower (its projection trains).
+   clip, against the frozen pretrained all-MiniLM-L6-v2 text tower (its projection trains),
+   each caption told in reverse order added as a hard negative (``--no-order-negatives``: off).
 2. On held-out clips: text->video / video->text R@1, the temporal-order probe (each video
    against its caption and the same events told in reverse order: accuracy, chance 50 %) and
    order R@1 (video->text among every caption *and* every reversed caption).
@@ -101,6 +102,8 @@ def main() -> None:
     ap.add_argument("--eval-clips", type=int, default=128)
     ap.add_argument("--backbones", default=",".join(BACKBONES))
     ap.add_argument("--ratios", default=",".join(map(str, RATIOS)))
+    ap.add_argument("--order-negatives", action=argparse.BooleanOptionalAction, default=True,
+                    help="reversed captions as hard negatives (see EncoderTrainConfig.order_negatives)")  # fmt: skip
     ap.add_argument("--text", help="text encoder folder (default: all-MiniLM-L6-v2)")
     ap.add_argument("--out", type=Path, default=Path("docs/encoder"))
     ap.add_argument("--work", type=Path, help="keep data and checkpoints here (default: a temporary folder)")
@@ -131,6 +134,7 @@ def main() -> None:
                 manifest=str(train_manifest), out=str(out), stage="short", frames=16, mask_ratio=ratio,
                 trainable="all", size="micro", backbone=backbone, text=args.text, steps=args.steps,
                 batch=args.batch, lr=1e-3, warmup=min(40, args.steps // 10), seed=0, threads=1, cache_decoded=True,
+                order_negatives=args.order_negatives,
                 save_every=args.steps,
             )  # fmt: skip
             train(cfg, progress=False)

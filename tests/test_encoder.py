@@ -271,3 +271,18 @@ def test_interleave_and_chunks_see_different_frames_beyond_training_length():
     inter = torch.cat([per_frame_features(m, v[0::2]), per_frame_features(m, v[1::2])]).mean(dim=0)
     torch.testing.assert_close(long_video_embedding(m, v, 8, "interleave"), F.normalize(m.head(inter), dim=-1))
     assert not torch.allclose(chunks, long_video_embedding(m, v, 8, "interleave"))
+
+
+def test_hard_negatives_join_the_video_to_text_term_only_where_valid():
+    torch.manual_seed(0)
+    v, t, n = (F.normalize(torch.randn(4, 6), dim=-1) for _ in range(3))
+    loss = ContrastiveLoss()
+    s = loss.scale()
+    logits = s * v @ t.T
+    labels = torch.arange(4)
+    valid = torch.tensor([True, False, True, True])
+    extra = (s * v @ n.T).masked_fill(~valid[None], float("-inf"))
+    expected = (F.cross_entropy(torch.cat([logits, extra], 1), labels) + F.cross_entropy(logits.T, labels)) / 2
+    torch.testing.assert_close(loss(v, t, n, valid), expected)
+    assert loss(v, t, n, valid) > loss(v, t)  # more negatives, higher loss
+    torch.testing.assert_close(loss(v, t, n, torch.zeros(4, dtype=torch.bool)), loss(v, t))

@@ -25,10 +25,25 @@ class ContrastiveLoss(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)[0]
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """``video``, ``text``: (b, d) L2-normalised, row i of each a pair."""
+    def forward(
+        self,
+        video: torch.Tensor,
+        text: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negatives_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``video``, ``text``: (b, d) L2-normalised, row i of each a pair. ``negatives``:
+        (b, d) extra texts that match no video (e.g. each caption with its events in reverse
+        order: hard negatives, as NegCLIP adds), used in the video->text term;
+        ``negatives_valid`` (b,) bool masks rows that have none."""
         all_video, all_text, offset = gather_with_grad(video), gather_with_grad(text), _rank_offset(video.shape[0])
         logits_v = self.scale() * video @ all_text.T  # this rank's videos against every text
+        if negatives is not None:
+            extra = self.scale() * video @ gather_with_grad(negatives).T
+            if negatives_valid is not None:
+                valid = gather_with_grad(negatives_valid.float()) > 0.5
+                extra = extra.masked_fill(~valid[None], float("-inf"))
+            logits_v = torch.cat([logits_v, extra], dim=1)
         logits_t = self.scale() * text @ all_video.T
         labels = torch.arange(video.shape[0], device=video.device) + offset
         return (F.cross_entropy(logits_v, labels) + F.cross_entropy(logits_t, labels)) / 2

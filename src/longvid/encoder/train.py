@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from longvid.encoder.data import Clip, read_manifest
+from longvid.encoder.data import Clip, order_swapped, read_manifest
 from longvid.encoder.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from longvid.encoder.model import VideoViT, VideoViTConfig, config_for, trainable_last
 from longvid.encoder.text import TextTower
@@ -84,6 +84,9 @@ class EncoderTrainConfig:
     cache_decoded: bool = False  # keep decoded clips in memory (small sets; decodes in-process once)
     threads: int = 1  # torch threads per process (1: 2 threads under contention ran 20x slower here)
     save_every: int = 100
+    # each caption told in reverse order joins the video->text negatives (NegCLIP-style hard
+    # negatives): without them a batch rarely holds two captions that differ only in order
+    order_negatives: bool = False
     eval_manifest: str | None = None  # R@1 and order accuracy on it at the end
 
     def __post_init__(self) -> None:
@@ -242,8 +245,15 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.video, self.text, self.loss = video, text, loss
 
-    def forward(self, pixels: torch.Tensor, captions: list[str], mask_ratio: float, generator=None) -> torch.Tensor:
-        return self.loss(self.video(pixels, mask_ratio, generator), self.text(captions))
+    def forward(
+        self, pixels: torch.Tensor, captions: list[str], mask_ratio: float, generator=None, order_negatives=False
+    ) -> torch.Tensor:
+        video, text = self.video(pixels, mask_ratio, generator), self.text(captions)
+        if not order_negatives:
+            return self.loss(video, text)
+        swapped = [order_swapped(c) for c in captions]
+        valid = torch.tensor([s != c for s, c in zip(swapped, captions, strict=True)], device=video.device)
+        return self.loss(video, text, self.text(swapped), valid)
 
 
 def build(cfg: EncoderTrainConfig) -> tuple[DualEncoder, dict]:
@@ -469,7 +479,7 @@ def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None
             group["lr"] = lr_at(cfg, step)
         pixels = batch["pixels"].to(env.device, non_blocking=True)
         with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = wrapped(pixels, batch["captions"], cfg.mask_ratio, generator)
+            loss = wrapped(pixels, batch["captions"], cfg.mask_ratio, generator, cfg.order_negatives)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
