@@ -101,6 +101,8 @@ def test_factorized_and_frame_keep_whole_steps():
 def test_factorized_starts_as_the_frame_model():
     fac, frame = model("factorized"), model("frame")
     frame.load_state_dict(fac.state_dict(), strict=False)  # same spatial blocks, norm, head
+    with torch.no_grad():
+        fac.pos_temporal.zero_()  # the frame model has no temporal positions
     assert all(float(t.alpha.detach()) == 0 for t in fac.temporal)
     torch.testing.assert_close(fac(video()), frame(video()), rtol=1e-5, atol=1e-5)
     with torch.no_grad():
@@ -286,3 +288,12 @@ def test_hard_negatives_join_the_video_to_text_term_only_where_valid():
     torch.testing.assert_close(loss(v, t, n, valid), expected)
     assert loss(v, t, n, valid) > loss(v, t)  # more negatives, higher loss
     torch.testing.assert_close(loss(v, t, n, torch.zeros(4, dtype=torch.bool)), loss(v, t))
+
+
+def test_frame_backbone_is_blind_to_the_order_of_steps_and_joint_is_not():
+    v = video(b=1, frames=8)
+    shuffled = v.view(1, 4, 2, 3, 32, 32)[:, [2, 0, 3, 1]].reshape(1, 8, 3, 32, 32)  # whole tubelets moved
+    with torch.no_grad():
+        frame, joint = model("frame"), model("joint")
+        torch.testing.assert_close(frame(v), frame(shuffled), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(joint(v), joint(shuffled), atol=1e-4)

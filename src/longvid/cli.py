@@ -465,7 +465,7 @@ app.add_typer(testbed_app, name="testbed")
 @testbed_app.command("train")
 def testbed_train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")] = Path("out/testbed"),
-    steps: Annotated[int, typer.Option()] = 3600,
+    steps: Annotated[int, typer.Option()] = 5000,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1.5e-3,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1: see the training module's note).")] = 1,

@@ -11,7 +11,8 @@ Backbones:
 - ``joint``: space-time attention over all kept tokens (the recipe);
 - ``factorized``: spatial blocks each followed by a gated temporal block,
   h + tanh(alpha) * temporal(h), alpha = 0 at init (so it starts as the image model);
-- ``frame``: each temporal step encoded alone, then mean or attention pooling over steps.
+- ``frame``: each temporal step (one tubelet deep) encoded alone, without temporal
+  positions, then mean or attention pooling over steps: blind to the order of steps.
 
 Masking: a ratio rho of tubelet tokens is dropped at random (deterministic per generator);
 the encoder only processes the kept ones (gathered, as FLIP / VideoMAE do), so compute and
@@ -128,7 +129,11 @@ class VideoViT(nn.Module):
         )
         self.patch = nn.Conv2d(3, c.width, kernel_size=c.patch, stride=c.patch)
         self.pos_spatial = nn.Parameter(torch.randn(c.grid * c.grid, c.width) * 0.02)
-        self.pos_temporal = nn.Parameter(torch.randn(max(1, c.frames // c.tubelet), c.width) * 0.02)
+        # the frame backbone encodes each frame alone, like an image model: no temporal
+        # positions (with them its "order-blind" mean pooling learned order from them)
+        self.pos_temporal = (
+            None if c.backbone == "frame" else nn.Parameter(torch.randn(max(1, c.frames // c.tubelet), c.width) * 0.02)
+        )
         self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
         if c.backbone == "factorized":
             self.temporal = nn.ModuleList(GatedTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
@@ -148,6 +153,8 @@ class VideoViT(nn.Module):
     def temporal_embeddings(self, steps: int) -> torch.Tensor:
         """(steps, width): the learned ones, linearly interpolated to more (or fewer) steps."""
         pos = self.pos_temporal
+        if pos is None:  # the frame backbone
+            return self.pos_spatial.new_zeros(steps, self.config.width)
         if steps == pos.shape[0]:
             return pos
         return F.interpolate(pos.T[None], size=steps, mode="linear", align_corners=True)[0].T
@@ -284,7 +291,7 @@ class VideoViT(nn.Module):
         """Make the temporal embeddings ``frames`` long (interpolated, so outputs are unchanged:
         the forward pass interpolates the same way) and own them, for training at that length."""
         steps = max(1, frames // self.config.tubelet)
-        if steps != self.pos_temporal.shape[0]:
+        if self.pos_temporal is not None and steps != self.pos_temporal.shape[0]:
             self.pos_temporal = nn.Parameter(self.temporal_embeddings(steps).clone())
         self.config = replace(self.config, frames=frames)
 
