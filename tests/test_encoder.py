@@ -297,3 +297,16 @@ def test_frame_backbone_is_blind_to_the_order_of_steps_and_joint_is_not():
         frame, joint = model("frame"), model("joint")
         torch.testing.assert_close(frame(v), frame(shuffled), rtol=1e-5, atol=1e-6)
         assert not torch.allclose(joint(v), joint(shuffled), atol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_gradient_checkpointing_gives_the_same_gradients(backbone):
+    grads = []
+    for checkpointing in (False, True):
+        m = model(backbone).train()
+        m.grad_checkpointing = checkpointing
+        m(video(), mask_ratio=0.5, generator=torch.Generator().manual_seed(3)).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-6)
