@@ -22,11 +22,12 @@ WORDS = ["[PAD]", "[UNK]", "<s>", "</s>", "a", ",", "then", "appears", "moves", 
 
 
 def word_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece()  # joins words with spaces
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
                                    eos_token="</s>")  # fmt: skip
 
@@ -146,6 +147,7 @@ def test_train_save_load_and_caption(tmp_path):
     captions = model.generate(px)
     assert len(captions) == 4 and all(isinstance(c, str) for c in captions)
     assert all(len(c.split()) <= 6 for c in captions)
+    assert all(set(c.split()) <= set(WORDS) for c in captions)  # words, spaced
 
 
 def test_rouge_l():
