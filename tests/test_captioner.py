@@ -147,7 +147,7 @@ def test_train_save_load_and_caption(tmp_path):
     captions = model.generate(px)
     assert len(captions) == 4 and all(isinstance(c, str) for c in captions)
     assert all(len(c.split()) <= 6 for c in captions)
-    assert all(set(c.split()) <= set(WORDS) for c in captions)  # words, spaced
+    assert all(set(c.split()) <= set(WORDS) for c in captions), captions  # words, spaced
 
 
 def test_rouge_l():

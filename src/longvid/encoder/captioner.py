@@ -227,9 +227,28 @@ class VideoCaptioner(nn.Module):
         return folder
 
 
+def load_lm(path: str | Path):
+    """A causal LM and its tokenizer. A tokenizer saved as a plain ``tokenizers`` one (a
+    word-level vocabulary, say) is loaded as itself: AutoTokenizer would pick the LM family's
+    class (Qwen2's, GPT-2's) and replace its pre-tokenizer and decoder with byte-level ones."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(path)
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(path)
+        settings = path / "tokenizer_config.json"
+        kind = json.loads(settings.read_text()).get("tokenizer_class") if settings.exists() else None
+        if kind in ("TokenizersBackend", "PreTrainedTokenizerFast") and (path / "tokenizer.json").exists():
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path}: cannot load a causal LM ({str(e).splitlines()[0]})") from e
+    return lm, tokenizer
+
+
 def load_captioner(folder: str | Path) -> tuple[VideoCaptioner, dict]:
     from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from longvid.encoder.train import load_encoder
 
@@ -238,11 +257,7 @@ def load_captioner(folder: str | Path) -> tuple[VideoCaptioner, dict]:
         raise ModelLoadError(f"{folder}: no captioner.json (train one with `longvid encoder caption-train`)")
     meta = json.loads((folder / "captioner.json").read_text())
     encoder, _ = load_encoder(meta["encoder"])
-    try:
-        lm = AutoModelForCausalLM.from_pretrained(meta["lm"])
-        tokenizer = AutoTokenizer.from_pretrained(meta["lm"])
-    except OSError as e:
-        raise ModelLoadError(f"{meta['lm']}: cannot load the captioner's LM ({str(e).splitlines()[0]})") from e
+    lm, tokenizer = load_lm(meta["lm"])
     model = VideoCaptioner(encoder.video, lm, tokenizer, CaptionerConfig(**meta["config"]))
     missing, unexpected = model.load_state_dict(load_file(folder / "captioner.safetensors"), strict=False)
     if unexpected or any(k.startswith(("resampler.", "gated.")) for k in missing):
@@ -278,8 +293,6 @@ def train_captioner(
     log=None,
 ) -> list[float]:
     """Train the resampler and gated layers on a manifest's captions; returns the losses."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from longvid.encoder.data import read_manifest
     from longvid.encoder.train import load_encoder, load_pixels
 
@@ -287,11 +300,7 @@ def train_captioner(
     torch.manual_seed(seed)
     encoder, enc_cfg = load_encoder(encoder_checkpoint)
     frames = frames or max(enc_cfg.frames, encoder.video.config.tubelet)
-    try:
-        lm = AutoModelForCausalLM.from_pretrained(lm_path)
-        tokenizer = AutoTokenizer.from_pretrained(lm_path)
-    except OSError as e:
-        raise ModelLoadError(f"{lm_path}: cannot load a causal LM ({str(e).splitlines()[0]})") from e
+    lm, tokenizer = load_lm(lm_path)
     model = VideoCaptioner(encoder.video, lm, tokenizer, config)
     clips, bad = read_manifest(manifest)
     if not clips:
