@@ -1,7 +1,7 @@
 """Miniature reproduction of the encoder recipe (seed 001) and of long inputs (seed 002), on the
 synthetic video-text set whose captions tell events in order.
 
-    python bench/encoder_recipe.py [--steps 400] [--train-clips 512] [--eval-clips 128] [--out docs/encoder]
+    python bench/encoder_recipe.py [--steps 300] [--train-clips 512] [--eval-clips 128] [--out docs/encoder]
 
 1. Train the ``micro`` VideoViT (32x32 frames, 8x8 patches, tubelets of 2 frames, width 64,
    4 blocks) for each backbone (joint / factorized / frame with mean pooling) and mask ratio
@@ -35,6 +35,7 @@ import torch
 
 BACKBONES = ("joint", "factorized", "frame")
 RATIOS = (0.0, 0.5, 0.75, 0.9)
+DEFAULT_STEPS = 300
 MICRO = dict(image_size=32, patch=8, width=64, depth=4, heads=4, embed_dim=64)
 
 
@@ -96,7 +97,7 @@ def training_memory(backbone: str, ratio: float, batch: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--eval-clips", type=int, default=128)
@@ -105,6 +106,10 @@ def main() -> None:
     ap.add_argument("--order-negatives", action=argparse.BooleanOptionalAction, default=True,
                     help="reversed captions as hard negatives (see EncoderTrainConfig.order_negatives)")  # fmt: skip
     ap.add_argument("--text", help="text encoder folder (default: all-MiniLM-L6-v2)")
+    ap.add_argument("--long-from", default="joint-0.0",
+                    help="checkpoint (in --work) for the long-input study; 'none' skips it")  # fmt: skip
+    ap.add_argument("--update", action="store_true",
+                    help="merge into --out/recipe.json (replace rows of the same backbone, ratio, steps)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("docs/encoder"))
     ap.add_argument("--work", type=Path, help="keep data and checkpoints here (default: a temporary folder)")
     args = ap.parse_args()
@@ -126,10 +131,15 @@ def main() -> None:
         write_synthetic_set(work / "eval", args.eval_clips, frames=128, size=32, seed=1_000_000)
     eval_clips, _ = read_manifest(eval_manifest)
 
-    results: dict = {"settings": vars(args) | {"out": str(args.out), "work": str(args.work)}, "runs": []}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results: dict = {"settings": [settings], "runs": []}
+    previous = args.out / "recipe.json"
+    if args.update and previous.exists():
+        results = json.loads(previous.read_text())
+        results["settings"].append(settings)
     for backbone in args.backbones.split(","):
         for ratio in [float(r) for r in args.ratios.split(",")]:
-            out = work / f"{backbone}-{ratio}"
+            out = work / (f"{backbone}-{ratio}" + ("" if args.steps == DEFAULT_STEPS else f"-{args.steps}steps"))
             cfg = EncoderTrainConfig(
                 manifest=str(train_manifest), out=str(out), stage="short", frames=16, mask_ratio=ratio,
                 trainable="all", size="micro", backbone=backbone, text=args.text, steps=args.steps,
@@ -140,14 +150,17 @@ def main() -> None:
             train(cfg, progress=False)
             history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()]
             model, _ = load_encoder(out)
-            row = {"backbone": backbone, "mask_ratio": ratio, **evaluate(model, eval_clips, 16)}
+            row = {"backbone": backbone, "mask_ratio": ratio, "steps": args.steps, **evaluate(model, eval_clips, 16)}
             row["final_loss"] = sum(h["loss"] for h in history[-20:]) / len(history[-20:])
             row["train_peak_bytes"] = training_memory(backbone, ratio, args.batch)
             print("BENCH " + json.dumps(row), flush=True)
+            key = (backbone, ratio, args.steps)
+            results["runs"] = [r for r in results["runs"] if (r["backbone"], r["mask_ratio"], r["steps"]) != key]
             results["runs"].append(row)
-    if "joint" in args.backbones.split(",") and 0.75 in [float(r) for r in args.ratios.split(",")]:
-        model, _ = load_encoder(work / "joint-0.75")
+    if args.long_from != "none" and (work / args.long_from / "checkpoint.pt").exists():
+        model, _ = load_encoder(work / args.long_from)
         results["long"] = long_inputs(model, eval_clips, 16)
+        results["long_from"] = args.long_from
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recipe.json").write_text(json.dumps(results, indent=1))
     (args.out / "recipe.md").write_text(tables(results))
@@ -158,12 +171,13 @@ def main() -> None:
 
 def tables(results: dict) -> str:
     lines = [
-        "| backbone | mask ratio | train peak MiB | t2v R@1 | v2t R@1 | order acc | order R@1 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| backbone | mask ratio | steps | train peak MiB | t2v R@1 | v2t R@1 | order acc | order R@1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results["runs"]:
+    order = {b: i for i, b in enumerate(BACKBONES)}
+    for r in sorted(results["runs"], key=lambda r: (order[r["backbone"]], r["steps"], r["mask_ratio"])):
         lines.append(
-            f"| {r['backbone']} | {r['mask_ratio']:g} | {r['train_peak_bytes'] / 2**20:.0f} | "
+            f"| {r['backbone']} | {r['mask_ratio']:g} | {r['steps']} | {r['train_peak_bytes'] / 2**20:.0f} | "
             f"{100 * r['t2v_r@1']:.1f} | {100 * r['v2t_r@1']:.1f} | {100 * r['order_acc']:.1f} | "
             f"{100 * r['order_r@1']:.1f} |"
         )
@@ -190,7 +204,9 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     markers = {"joint": "o", "factorized": "s", "frame": "^"}
     for backbone in BACKBONES:
-        runs = [r for r in results["runs"] if r["backbone"] == backbone]
+        steps = results["settings"][0]["steps"]  # the common budget; other runs are extra points
+        runs = sorted((r for r in results["runs"] if r["backbone"] == backbone and r["steps"] == steps),
+                      key=lambda r: r["mask_ratio"])  # fmt: skip
         if not runs:
             continue
         xs = [r["train_peak_bytes"] / 2**20 for r in runs]

@@ -29,7 +29,8 @@ def test_outputs_are_normalised_embeddings_for_video_and_image(backbone):
     assert out.shape == (2, 64) and torch.allclose(out.norm(dim=-1), torch.ones(2))
     assert m(video()[:, 0]).shape == (2, 64)  # an image through the 2D path
     tokens, steps = m.embed(video(frames=8))
-    assert steps == 4 and tokens.shape == (2, 4 * 16, 64)  # 8 frames / tubelet 2, 4x4 patches
+    expected = 8 if backbone == "frame" else 4  # 8 frames / tubelet (1 for frame, else 2)
+    assert steps == expected and tokens.shape == (2, expected * 16, 64)  # 4x4 patches
 
 
 def test_linear_tubelet_embedding_equals_the_convolutions():
@@ -99,7 +100,7 @@ def test_factorized_and_frame_keep_whole_steps():
 
 
 def test_factorized_starts_as_the_frame_model():
-    fac, frame = model("factorized"), model("frame")
+    fac, frame = model("factorized"), model("frame", tubelet=2)  # the same tubelets
     frame.load_state_dict(fac.state_dict(), strict=False)  # same spatial blocks, norm, head
     with torch.no_grad():
         fac.pos_temporal.zero_()  # the frame model has no temporal positions

@@ -11,8 +11,8 @@ Backbones:
 - ``joint``: space-time attention over all kept tokens (the recipe);
 - ``factorized``: spatial blocks each followed by a gated temporal block,
   h + tanh(alpha) * temporal(h), alpha = 0 at init (so it starts as the image model);
-- ``frame``: each temporal step (one tubelet deep) encoded alone, without temporal
-  positions, then mean or attention pooling over steps: blind to the order of steps.
+- ``frame``: each frame (tubelet depth 1) encoded alone, without temporal positions, then
+  mean or attention pooling over frames: blind to the order of frames.
 
 Masking: a ratio rho of tubelet tokens is dropped at random (deterministic per generator);
 the encoder only processes the kept ones (gathered, as FLIP / VideoMAE do), so compute and
@@ -41,7 +41,7 @@ BACKBONES = ("joint", "factorized", "frame")
 class VideoViTConfig:
     image_size: int = 224
     patch: int = 16
-    tubelet: int = 2  # frames per tubelet
+    tubelet: int | None = None  # frames per tubelet: 2, and 1 for the frame backbone
     frames: int = 16  # frames the temporal embeddings are made for
     width: int = 768
     depth: int = 12
@@ -54,6 +54,10 @@ class VideoViTConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise InvalidRequestError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if self.tubelet is None:  # frozen dataclass: set the resolved default once
+            # a frame-level encoder sees one frame at a time: a 2-frame tubelet would let it
+            # read the order of two events at a boundary inside a tubelet
+            object.__setattr__(self, "tubelet", 1 if self.backbone == "frame" else 2)
         if self.image_size % self.patch:
             raise InvalidRequestError(f"patch {self.patch} does not divide image size {self.image_size}")
         if self.width % self.heads:
