@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--update", action="store_true", help="merge into --json (replace rows of the same configuration)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -124,6 +125,10 @@ def main() -> None:
                 print("BENCH " + json.dumps(rec), flush=True)
                 records.append(rec)
     if args.json:
+        if args.update and args.json.exists():
+            new = {(r["backbone"], r["frames"], r["mask_ratio"]) for r in records}
+            old = [r for r in json.loads(args.json.read_text()) if (r["backbone"], r["frames"], r["mask_ratio"]) not in new]
+            records = old + records
         args.json.write_text(json.dumps(records, indent=1))
     if args.markdown:
         args.markdown.write_text(markdown(records))
