@@ -126,8 +126,9 @@ def main() -> None:
                 records.append(rec)
     if args.json:
         if args.update and args.json.exists():
-            new = {(r["backbone"], r["frames"], r["mask_ratio"]) for r in records}
-            old = [r for r in json.loads(args.json.read_text()) if (r["backbone"], r["frames"], r["mask_ratio"]) not in new]
+            key = lambda r: (r["backbone"], r["frames"], r["mask_ratio"])  # noqa: E731
+            new = {key(r) for r in records}
+            old = [r for r in json.loads(args.json.read_text()) if key(r) not in new]
             records = old + records
         args.json.write_text(json.dumps(records, indent=1))
     if args.markdown:
