@@ -427,6 +427,8 @@ def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None
                 f"{resume} was written by a different config (changed: {', '.join(changed)}); "
                 "use another 'out' folder or delete the checkpoint"
             )
+        if state["video_config"] != model.video.to_dict():  # e.g. a longvid version with other defaults
+            raise InvalidRequestError(f"{resume} holds a different VideoViT ({state['video_config']}); not resuming")
     wrapped = wrap(model, cfg, env)
     # collected after wrapping: FSDP replaces the parameters with sharded ones
     params = [p for p in wrapped.parameters() if p.requires_grad]
