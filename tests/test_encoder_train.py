@@ -99,6 +99,13 @@ def test_order_negatives_change_the_loss_and_train(data, tmp_path):
     assert neg[0] > plain[0]  # the same first batch, more negatives
 
 
+def test_bf16_autocast_and_gradient_checkpointing_train(data, tmp_path):
+    # bf16 autocast is the GPU default; CPU autocast runs the same code path here
+    train(config(data, tmp_path / "bf16", steps=3, precision="bf16", grad_checkpointing=True), progress=False)
+    values = losses(tmp_path / "bf16")
+    assert len(values) == 3 and all(v == v and 0 < v < 10 for v in values)  # finite
+
+
 def test_resume_refuses_a_changed_config(data, tmp_path):
     train(config(data, tmp_path / "r", steps=2), progress=False)
     with pytest.raises(InvalidRequestError, match="changed: lr"):
