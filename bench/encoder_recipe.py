@@ -96,6 +96,12 @@ def training_memory(backbone: str, ratio: float, batch: int) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--redraw"]:  # tables and plot again from --out's recipe.json, no training
+        out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path("docs/encoder")
+        results = json.loads((out / "recipe.json").read_text())
+        (out / "recipe.md").write_text(tables(results))
+        plot(results, out / "memory_vs_r1.png")
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--batch", type=int, default=32)
@@ -184,6 +190,8 @@ def tables(results: dict) -> str:
     if results.get("long"):
         lines += [
             "",
+            f"Long inputs: checkpoint `{results.get('long_from')}`, trained at 16 frames, applied to 16 x m frames.",
+            "",
             "| m | frames | mode | t2v R@1 | v2t R@1 | order acc | order R@1 |",
             "|---:|---:|---|---:|---:|---:|---:|",
         ]
@@ -214,9 +222,16 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(xs, ys, marker=markers[backbone], label=backbone)
         for r, x, y in zip(runs, xs, ys, strict=True):
             ax.annotate(f"{r['mask_ratio']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    steps = results["settings"][0]["steps"]
+    for r in results["runs"]:  # runs with another budget (e.g. equal compute): stars
+        if r["steps"] != steps:
+            x, y = r["train_peak_bytes"] / 2**20, 100 * r["order_r@1"]
+            ax.plot([x], [y], marker="*", markersize=12, color="black", linestyle="none")
+            ax.annotate(f"{r['backbone']} {r['mask_ratio']:g}, {r['steps']} steps", (x, y), textcoords="offset points",
+                        xytext=(6, -4), fontsize=8)  # fmt: skip
     ax.set_xlabel("training peak memory (MiB), 16 frames, micro model")
     ax.set_ylabel("order R@1 (%)")
-    ax.set_title("Memory vs temporal understanding (labels: mask ratio)")
+    ax.set_title(f"Memory vs temporal understanding ({steps} steps; labels: mask ratio)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
