@@ -249,3 +249,22 @@ def test_example_configs_load(name):
     assert cfg.stage == name.split(".")[0]
     assert Path(cfg.manifest).resolve() == (path.parent.parent.parent / "data" / "manifest.jsonl").resolve()
     assert (cfg.stage != "long") or (cfg.trainable == "last:4" and cfg.frames == 64 and cfg.grad_checkpointing)
+
+
+def test_eval_command_reads_longer_inputs_by_interleaving(data, tmp_path, capsys):
+    from longvid.cli import main
+    from longvid.encoder.data import read_manifest
+    from longvid.encoder.evaluate import embed_clips
+
+    _, manifest = data
+    train(config(data, tmp_path / "l", steps=2), progress=False)  # trained at 4 frames
+    assert main(["encoder", "eval", str(tmp_path / "l"), "--manifest", str(manifest), "--frames", "8",
+                 "--long", "interleave", "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["frames"], out["long"], out["group"]) == (8, "interleave", 4)
+    model, _ = load_encoder(tmp_path / "l")
+    clips = read_manifest(manifest)[0]
+    inter, _ = embed_clips(model, clips, 8, long="interleave", group=4)
+    chunks, _ = embed_clips(model, clips, 8, long="chunks", group=4)
+    assert not torch.allclose(inter, chunks)  # two different readings of the same 8 frames
+    assert main(["encoder", "eval", str(tmp_path / "l"), "--manifest", str(manifest), "--long", "sideways"]) == 2

@@ -549,15 +549,23 @@ def encoder_eval(
     frames: Annotated[int | None, typer.Option(help="Frames per clip (default: the training's).")] = None,
     mask_ratio: Annotated[float, typer.Option(help="Mask tubelets at inference too.")] = 0.0,
     batch: Annotated[int, typer.Option()] = 16,
+    long: Annotated[
+        str | None,
+        typer.Option(help="More frames than trained: interleave (INTP), chunks, or interpolate."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Text->video and video->text R@1/5/10, and the temporal-order probe."""
     from longvid.encoder.evaluate import evaluate_manifest, format_report
+    from longvid.encoder.long import LONG_MODES
     from longvid.encoder.train import load_encoder
 
     _quiet_transformers()
     model, cfg = load_encoder(checkpoint)
-    result = evaluate_manifest(model, manifest, frames or cfg.frames, batch, mask_ratio, progress=not as_json)
+    if long is not None and long not in LONG_MODES:
+        raise InvalidRequestError(f"unknown --long {long!r}; choose from {', '.join(LONG_MODES)}")
+    n = frames or cfg.frames
+    result = evaluate_manifest(model, manifest, n, batch, mask_ratio, not as_json, long, cfg.frames)
     print(json.dumps(result) if as_json else format_report(result))
 
 
