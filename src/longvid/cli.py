@@ -340,7 +340,10 @@ def probe(
     stem.with_suffix(".md").write_text(table)
     print(table)
     if depths is not None:
-        png = heatmap(records, stem.with_suffix(".png"), title=f"{task} ({form}) on {llm.adapter.name}")
+        from longvid.testbed import default_model_path
+
+        shown = "the bundled testbed" if llm.adapter.name == str(default_model_path()) else llm.adapter.name
+        png = heatmap(records, stem.with_suffix(".png"), title=f"{task} ({form}) on {shown}")
         print(f"heatmap: {png}")
     print(f"wrote {stem}.json and {stem}.md")
 
