@@ -256,44 +256,46 @@ class DualEncoder(nn.Module):
         return self.loss(video, text, self.text(swapped), valid)
 
 
-def build(cfg: EncoderTrainConfig) -> tuple[DualEncoder, dict]:
-    """The dual encoder for ``cfg`` (from ``init`` when given) and what the init checkpoint said."""
-    text = TextTower.from_pretrained(cfg.text, embed_dim=1)  # embed_dim fixed below
-    if cfg.init is not None:
-        state = load_checkpoint(cfg.init)
-        video_cfg = VideoViTConfig(**state["video_config"])
-        if (video_cfg.backbone, video_cfg.pooling) != (cfg.backbone, cfg.pooling):
-            warnings.warn(f"init {cfg.init} is a {video_cfg.backbone} model: its backbone is kept", stacklevel=2)
-    else:
-        state = {}
-        overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
-        if cfg.resolution is not None:
-            overrides["image_size"] = cfg.resolution
-        video_cfg = config_for(cfg.size, **overrides)
-    text.head = nn.Linear(text.encoder.config.hidden_size, video_cfg.embed_dim, bias=False)
+def dual_encoder(video_cfg: VideoViTConfig, cfg: EncoderTrainConfig, state: dict | None, source) -> DualEncoder:
+    """VideoViT + text tower (projection to the video's embedding size) + loss, with a
+    checkpoint's weights when ``state`` is given (the frozen text encoder is never in it)."""
+    text = TextTower.from_pretrained(cfg.text, embed_dim=video_cfg.embed_dim)
     if cfg.text_trainable == "head":
         text.freeze_encoder()
     model = DualEncoder(VideoViT(video_cfg), text, ContrastiveLoss())
-    if state:
+    if state is not None:
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected or any(not k.startswith("text.encoder.") for k in missing):
-            raise ModelLoadError(f"{cfg.init}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        if state["config"]["stage"] == "image" and cfg.stage != "image":
-            model.video.inflate(cfg.inflate)
-        if cfg.stage != "image" and cfg.frames != model.video.config.frames:
-            model.video.resize_temporal(cfg.frames)
-    return model, state
+            raise ModelLoadError(f"{source}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
 
 
-def trainable_parameters(model: DualEncoder, cfg: EncoderTrainConfig) -> list[nn.Parameter]:
+def build(cfg: EncoderTrainConfig) -> DualEncoder:
+    """The dual encoder for ``cfg``: new, or from an earlier stage's checkpoint (``init``)."""
+    if cfg.init is None:
+        overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
+        if cfg.resolution is not None:
+            overrides["image_size"] = cfg.resolution
+        return dual_encoder(config_for(cfg.size, **overrides), cfg, None, None)
+    state = load_checkpoint(cfg.init)
+    video_cfg = VideoViTConfig(**state["video_config"])
+    if (video_cfg.backbone, video_cfg.pooling) != (cfg.backbone, cfg.pooling):
+        warnings.warn(f"init {cfg.init} is a {video_cfg.backbone} model: its backbone is kept", stacklevel=2)
+    model = dual_encoder(video_cfg, cfg, state, cfg.init)
+    if state["config"]["stage"] == "image" and cfg.stage != "image":
+        model.video.inflate(cfg.inflate)
+    if cfg.stage != "image" and cfg.frames != model.video.config.frames:
+        model.video.resize_temporal(cfg.frames)
+    return model
+
+
+def set_trainable(model: DualEncoder, cfg: EncoderTrainConfig) -> None:
+    """requires_grad per ``trainable``; the input path the stage does not use is frozen."""
     video = model.video
-    params = trainable_last(video, parse_trainable(cfg.trainable))
+    trainable_last(video, parse_trainable(cfg.trainable))
     unused = video.tubelet if cfg.stage == "image" else video.patch  # the other input path
     for p in unused.parameters():
         p.requires_grad_(False)
-    params = [p for p in params if p.requires_grad]
-    params += [p for p in model.text.parameters() if p.requires_grad]
-    return params + list(model.loss.parameters())
 
 
 def lr_at(cfg: EncoderTrainConfig, step: int) -> float:
@@ -412,9 +414,9 @@ def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None
         raise InvalidRequestError(f"{cfg.manifest}: {len(clips)} usable clips, fewer than one batch ({cfg.batch})")
 
     torch.manual_seed(cfg.seed)  # the initial weights (the same on every rank)
-    model, _ = build(cfg)
+    model = build(cfg)
     model.video.grad_checkpointing = cfg.grad_checkpointing
-    trainable_parameters(model, cfg)  # sets requires_grad
+    set_trainable(model, cfg)
     model.to(env.device)
     resume = out / "checkpoint.pt"
     state = load_checkpoint(resume) if resume.exists() else None
@@ -553,12 +555,5 @@ def load_encoder(path: str | Path) -> tuple[DualEncoder, EncoderTrainConfig]:
     """A trained dual encoder (eval mode) from a checkpoint file or its folder."""
     state = load_checkpoint(path)
     cfg = EncoderTrainConfig(**{**state["config"], "init": None})
-    video_cfg = VideoViTConfig(**state["video_config"])
-    text = TextTower.from_pretrained(cfg.text, embed_dim=video_cfg.embed_dim)
-    if cfg.text_trainable == "head":
-        text.freeze_encoder()
-    model = DualEncoder(VideoViT(video_cfg), text, ContrastiveLoss())
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if unexpected or any(not k.startswith("text.encoder.") for k in missing):
-        raise ModelLoadError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model = dual_encoder(VideoViTConfig(**state["video_config"]), cfg, state, path)
     return model.eval(), cfg
