@@ -19,4 +19,17 @@ $L probe --task order --frames $FRAMES --sweep --samples "$N" --out "$OUT" > /de
 echo "$L probe --task needle --frames 16,64,256 --depths 0:1:0.25 --extend none,visual-yarn,visual-pi --samples 6 --out $OUT/depth" > "$OUT/depth.cmd"
 $L probe --task needle --frames 16,64,256 --depths 0:1:0.25 --extend none,visual-yarn,visual-pi --samples 6 --out "$OUT/depth" > /dev/null
 wait
-echo "tables in $OUT; docs/results.md quotes them with these commands"
+# docs/results.md quotes each task's table under its "## task:" heading: replace them in place
+.venv/bin/python - "$OUT" <<'PY'
+import re, sys
+from pathlib import Path
+doc = Path("docs/results.md")
+text = doc.read_text()
+for task in ("needle", "count", "order"):
+    table = "\n".join(l for l in (Path(sys.argv[1]) / f"{task}_short.md").read_text().splitlines() if l.startswith("|"))
+    section = re.compile(rf"(## {task}:.*?```\n\n)(\|.*?)(\n\n|\n?$)", re.S)
+    text, n = section.subn(lambda m: m.group(1) + table + m.group(3), text, count=1)
+    assert n == 1, f"no {task} table in {doc}"
+doc.write_text(text)
+PY
+echo "tables in $OUT, quoted in docs/results.md; its reading is written by hand: re-read it"

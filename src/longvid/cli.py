@@ -468,17 +468,31 @@ app.add_typer(testbed_app, name="testbed")
 @testbed_app.command("train")
 def testbed_train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")] = Path("out/testbed"),
-    steps: Annotated[int, typer.Option()] = 5000,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1.5e-3,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1: see the training module's note).")] = 1,
+    stage1: Annotated[
+        Path | None, typer.Option(help="Continue from this stage-1 checkpoint instead of training it (44 min).")
+    ] = None,
 ) -> None:
-    """Train the testbed from scratch on the probe tasks at <= 16 frames (seeded)."""
-    from longvid.testbed.train import TrainConfig, train
+    """Train the testbed on the probe tasks at <= 16 frames: from scratch, then an order-heavy stage (seeded)."""
+    from longvid.testbed.train import train_recipe
 
     _quiet_transformers()
-    last = train(TrainConfig(steps=steps, lr=lr, seed=seed, threads=threads), out)
-    print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in last.items()))
+    if stage1 is not None and not (stage1 / "card.json").exists():
+        raise InvalidRequestError(f"--stage1 {stage1}: no card.json there (not a testbed stage-1 checkpoint)")
+    card = train_recipe(out, seed=seed, threads=threads, stage1=stage1)
+    print(f"wrote {out}: " + _card_accuracy(card))
+
+
+def _card_accuracy(card: dict) -> str:
+    """'needle 100% (99-100), ...' from a two-stage card; older cards: their last evaluation."""
+    if "accuracy" in card:
+        return ", ".join(
+            f"{task} {100 * a['accuracy']:.0f}% ({100 * a['low']:.0f}-{100 * a['high']:.0f}, n={a['n']})"
+            for task, a in card["accuracy"].items()
+        )
+    last = card["history"][-1]
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in last.items() if "/" in k)
 
 
 @testbed_app.command("card")
@@ -493,18 +507,18 @@ def testbed_card(
     if not card_path.exists():
         raise InvalidRequestError(f"{folder}: no card.json (not a longvid testbed checkpoint)")
     card = json.loads(card_path.read_text())
-    last = card["history"][-1]
+    stages = card.get("stages", [card])
     print(card["what"])
     print(
         f"parameters: {card['parameters']:,}; visual window {card['visual_window']} tokens; "
         f"language window {card['language_window']}"
     )
     print(f"training data: {card['training_data']}")
-    print(f"training: {last['step']} steps, {card['train_minutes']} min; reproduce with: {card['command']}")
-    acc = {k: v for k, v in last.items() if "/" in k}
-    print("held-out accuracy at the training length: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
-    cfg = card["train_config"]
-    print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
+    steps = " + ".join(str(st["history"][-1]["step"]) for st in stages)
+    print(f"training: {steps} steps, {card['train_minutes']} min; reproduce with: {card['command']}")
+    print("held-out accuracy at the training length: " + _card_accuracy(card))
+    for i, st in enumerate(stages, 1):
+        print(f"stage {i} config: " + ", ".join(f"{k}={v}" for k, v in st["train_config"].items()))
 
 
 encoder_app = typer.Typer(
