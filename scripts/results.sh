@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the tables of docs/results.md on the bundled testbed (1 torch thread per probe;
-# the three tasks run two at a time on this 2-core machine). About 25 minutes here.
+# the three tasks run two at a time on this 2-core machine). About 35 minutes here.
 #   bash scripts/results.sh [SAMPLES]        # default 16 items per cell
 set -euo pipefail
 cd "$(dirname "$0")/.."
