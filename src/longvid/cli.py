@@ -478,14 +478,13 @@ def testbed_train(
     from longvid.testbed.train import train_recipe
 
     _quiet_transformers()
-    if stage1 is not None and not (stage1 / "card.json").exists():
-        raise InvalidRequestError(f"--stage1 {stage1}: no card.json there (not a testbed stage-1 checkpoint)")
     card = train_recipe(out, seed=seed, threads=threads, stage1=stage1)
     print(f"wrote {out}: " + _card_accuracy(card))
 
 
 def _card_accuracy(card: dict) -> str:
-    """'needle 100% (99-100), ...' from a two-stage card; older cards: their last evaluation."""
+    """'needle 100% (99-100, n=400), ...' from a recipe's card; a single stage's card (e.g.
+    ``<out>.stage1``): its last in-training evaluation."""
     if "accuracy" in card:
         return ", ".join(
             f"{task} {100 * a['accuracy']:.0f}% ({100 * a['low']:.0f}-{100 * a['high']:.0f}, n={a['n']})"

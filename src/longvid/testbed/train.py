@@ -281,8 +281,10 @@ def train_recipe(
         log(f"stage 1/2: {scratch.steps} steps from scratch -> {stage1}")
         train(scratch, stage1, log=log)
     card_path = Path(stage1) / "card.json"
-    first_stage = json.loads(card_path.read_text()) if card_path.exists() else {}
-    if "stages" in first_stage or first_stage.get("train_config", {}).get("init", "") is not None:
+    if not card_path.exists():
+        raise InvalidRequestError(f"{stage1}: no card.json there (not a testbed stage-1 checkpoint)")
+    first_stage = json.loads(card_path.read_text())
+    if "stages" in first_stage or first_stage["train_config"]["init"] is not None:
         raise InvalidRequestError(
             f"{stage1}: not a stage-1 checkpoint (its card must show one stage trained from scratch)"
         )
@@ -303,7 +305,6 @@ def train_recipe(
         "parameters": second["parameters"],
         "visual_window": second["visual_window"],
         "language_window": second["language_window"],
-        "trained_frames": max(polish.frames),
         "accuracy": final_accuracy(out, max(polish.frames), final_items, threads=threads),
         "stages": records,
     }
