@@ -98,6 +98,6 @@ def test_two_stage_recipe(tmp_path):
     # a finished two-stage checkpoint is not a stage 1: continuing from it would train twice
     with pytest.raises(InvalidRequestError, match="not a stage-1 checkpoint"):
         train_recipe(tmp_path / "again", stage1=tmp_path / "tb", stages=stages, final_items=4, log=lambda *_: None)
-    with pytest.raises(InvalidRequestError, match="no card.json"):
+    with pytest.raises(InvalidRequestError, match=r"no card\.json"):
         train_recipe(tmp_path / "again", stage1=tmp_path, stages=stages, final_items=4, log=lambda *_: None)
     assert main(["testbed", "card", "--model", str(tmp_path / "tb")]) == 0
