@@ -36,7 +36,8 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     from longvid.extend.pooling import progressive, uniform
     from longvid.memory import PeakMemory, return_freed_memory_to_os
     from longvid.models import load
-    from longvid.models.budget import REFERENCE_7B, estimate, geometry_of
+    from longvid.models.budget import estimate, geometry_of
+    from longvid.models.registry import REFERENCE_7B
     from longvid.testbed.sample import default_sample
 
     torch.set_num_threads(1)

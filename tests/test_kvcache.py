@@ -111,8 +111,8 @@ def test_block_cache_in_transformers_generate():
     kw = dict(max_new_tokens=6, do_sample=False)
     plain = model.generate(ids, **kw)
     # the model's own attention over the materialized blocks: identical at 16 bits
-    blocks16 = model.generate(ids, past_key_values=make_cache(16, cfg, block=16), **kw)
+    blocks16 = model.generate(ids, cache=make_cache(16, cfg, block=16), **kw)
     assert torch.equal(plain, blocks16)
     cache = make_cache(8, cfg, block=16, group=16)
-    out = model.generate(ids, past_key_values=cache, **kw)
+    out = model.generate(ids, cache=cache, **kw)
     assert out.shape == plain.shape and cache.layers[0].blocks and cache_bytes(cache) > 0

@@ -12,7 +12,8 @@ from longvid.extend.pooling import uniform
 from longvid.memory import PeakMemory
 from longvid.models import budget as budget_mod
 from longvid.models import load
-from longvid.models.budget import REFERENCE_7B, estimate
+from longvid.models.budget import estimate
+from longvid.models.registry import REFERENCE_7B
 from longvid.models.tiny import save
 from tests.test_cli import SAMPLE
 

@@ -50,7 +50,7 @@ def test_llava_onevision_equals_transformers(tiny_dir, frames_array):
     assert visual.embeds.shape[0] == 8 * 16 + 1  # 8x8 grid -> bilinear 4x4, plus the newline
     assert torch.equal(positions, torch.arange(positions.shape[0]))
     input_ids = hf_inputs(llm, spans)
-    pixel_values = llm.adapter.pixels(frames_array)[None]
+    pixel_values = llm.adapter.pixels(frames_array).values[None]
     with torch.inference_mode():
         ref = llm.adapter.model(input_ids=input_ids, pixel_values_videos=pixel_values).logits[0]
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
@@ -61,8 +61,8 @@ def test_qwen_vl_equals_transformers_given_the_same_positions(tiny_dir, frames_a
     llm = load(tiny_dir / family)
     logits, spans, positions, _ = ours(llm, frames_array)
     input_ids = hf_inputs(llm, spans)
-    pixel_values = llm.adapter.pixels(frames_array)
-    grid_thw = llm.adapter._grid_thw
+    batch = llm.adapter.pixels(frames_array)
+    pixel_values, grid_thw = batch.values, torch.tensor([batch.grid_thw])
     with torch.inference_mode():
         ref = llm.adapter.model(
             input_ids=input_ids, pixel_values_videos=pixel_values, video_grid_thw=grid_thw,
@@ -77,7 +77,7 @@ def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_d
     _, spans, positions, _ = ours(llm, frames_array)
     input_ids = hf_inputs(llm, spans)
     types = (input_ids == llm.adapter.config.video_token_id).int() * 2
-    grid_thw = llm.adapter._grid_thw
+    grid_thw = torch.tensor([llm.adapter.pixels(frames_array).grid_thw])
     ref, _ = llm.adapter.model.model.get_rope_index(input_ids, types, video_grid_thw=grid_thw)
     end_of_video = spans[0].length + spans[1].length
     assert torch.equal(positions[:, :end_of_video], ref[:, 0, :end_of_video])
@@ -92,7 +92,7 @@ def test_llava_next_video_and_video_llava_equal_transformers(tiny_dir, frames_ar
     per_frame = 16 if family == "llava_next_video" else 64 + 1  # 8x8 grid: pooled 4x4 / all patches + CLS
     assert visual.embeds.shape[0] == 8 * per_frame
     input_ids = hf_inputs(llm, spans)
-    pixel_values = llm.adapter.pixels(frames_array)[None]
+    pixel_values = llm.adapter.pixels(frames_array).values[None]
     with torch.inference_mode():
         ref = llm.adapter.model(input_ids=input_ids, pixel_values_videos=pixel_values).logits[0]
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)

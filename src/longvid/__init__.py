@@ -10,3 +10,11 @@ def load(model=None, **kwargs):
     from longvid.models import load as _load
 
     return _load(model, **kwargs)
+
+
+def prepare(model, video, question, **kwargs):
+    """A checkpoint's model inputs for ``video`` and ``question``, as its official processor
+    returns them, from its small files alone; see ``longvid.models.prepare.prepare``."""
+    from longvid.models.prepare import prepare as _prepare
+
+    return _prepare(model, video, question, **kwargs)

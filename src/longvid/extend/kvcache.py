@@ -13,7 +13,7 @@ quantized once when full at lower widths) plus a short full-precision tail, and
 ``blockwise_attention`` (an attention function registered with transformers) walks those
 blocks with an online softmax: no mask, no concatenation, and only one block dequantized at a
 time. Peak memory is then the cache plus one chunk's activations. Outside
-``attend_blockwise`` (e.g. ``model.generate(past_key_values=cache)`` with the model's own
+``attend_blockwise`` (e.g. ``model.generate(cache=cache)`` with the model's own
 attention) the cache still works: ``update`` returns the whole layer, materialized.
 
 Note what quantization changes: the tokens of the current forward pass attend to their own

@@ -9,7 +9,8 @@ differ), plus ``extra`` trailing tokens (LLaVA-OneVision's newline).
   positions; text resumes one step after the video's last position.
 - ``mrope_positions``: Qwen2-VL / Qwen2.5-VL's (3, L) ids (temporal, height, width). Text has
   all three equal; a video token at step t, row i, column j of its grid gets
-  (p + floor(t·interval)/s, p + i', p + j'), where i', j' are the row/column in the unpooled grid's
+  (p + τ_t/s, p + i', p + j'), where τ_t is the step's temporal position (t, or Qwen2.5-VL's
+  floor(t·interval) from real time, ``VisualSpan.step_positions``) and i', j' are the row/column in the unpooled grid's
   units (a stride-2 grid's rows sit at 0.5, 2.5, ...), so every frame covers the same area.
   Text after a video starts at the video's largest position + 1. (transformers 5.23 restarts
   it at p + max(h, w), which overlaps the temporal positions of long videos, and its
@@ -21,7 +22,6 @@ long prefill give the same positions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +41,7 @@ class VisualSpan:
     strides: tuple[float, ...] | None = None
     extra: int = 0
     step_extra: int = 0  # tokens before each step's grid (1-D layouts only)
+    step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step (default t)
 
     @property
     def length(self) -> int:
@@ -72,9 +73,7 @@ def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0)
     return _as_ids(ids)
 
 
-def mrope_positions(
-    spans: list[Span], temporal_scale: float = 1.0, time_interval: float = 1.0, start: float = 0
-) -> torch.Tensor:
+def mrope_positions(spans: list[Span], temporal_scale: float = 1.0, start: float = 0) -> torch.Tensor:
     """(3, L) M-RoPE positions (temporal, height, width); int64 when whole, else float32."""
     out: list[torch.Tensor] = []
     pos = float(start)
@@ -95,8 +94,10 @@ def mrope_positions(
             rows = (torch.arange(h, dtype=torch.float64) + 0.5) * stride - 0.5
             cols = (torch.arange(w, dtype=torch.float64) + 0.5) * stride - 0.5
             grid_r, grid_c = torch.meshgrid(rows, cols, indexing="ij")
-            # floor(t * interval) as Qwen2.5-VL quantises it, then the visual-pi compression
-            temporal = torch.full((h * w,), math.floor(t * time_interval) / temporal_scale, dtype=torch.float64)
+            # the step's time (Qwen2.5-VL: floor(t x interval), quantised by the adapter), then
+            # the visual-pi compression
+            step = span.step_positions[t] if span.step_positions is not None else t
+            temporal = torch.full((h * w,), step / temporal_scale, dtype=torch.float64)
             blocks.append(torch.stack([temporal, grid_r.reshape(-1), grid_c.reshape(-1)]) + pos)
         if span.extra:
             last = max(float(b.max()) for b in blocks) if blocks else pos - 1

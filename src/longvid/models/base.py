@@ -15,12 +15,10 @@ around the video, extra visual tokens, and which position layout it uses.
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -40,8 +38,9 @@ from longvid.extend.positions import (
 from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.memory import PeakMemory
+from longvid.models.adapter import FamilyAdapter
 from longvid.models.budget import Estimate, estimate, geometry_of, guard
-from longvid.video import FrameReader, Frames
+from longvid.video import FrameReader, Frames, probe
 
 # progress reporting: False (silent), True (tqdm bars on stderr) or a callable(stage, done, total)
 Progress = bool | Callable[[str, int, int], None]
@@ -105,6 +104,7 @@ class VisualTokens:
     frames: Frames
     native_grid: tuple[int, int]  # (h, w) of one temporal step before pooling
     step_extra: int = 0  # unpooled tokens before each step's grid (Video-LLaVA's CLS)
+    step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step
 
     @property
     def embeds(self) -> torch.Tensor:
@@ -116,109 +116,6 @@ class VisualTokens:
     @property
     def count(self) -> int:
         return sum(int(b.shape[0]) for b in self.blocks)
-
-
-class FamilyAdapter(ABC):
-    """One model family. Subclasses stay small: they map, the shared code runs."""
-
-    model_types: ClassVar[tuple[str, ...]] = ()
-    pooling_op: ClassVar[str] = "bilinear"
-    frames_per_step: ClassVar[int] = 1  # frames merged into one temporal step (Qwen2-VL: 2)
-    position_layout: ClassVar[str] = "1d"  # "1d" or "mrope"
-    trained_frames: ClassVar[int] = 32  # frames per video the released checkpoints saw
-
-    def __init__(self, model, tokenizer, preprocess: dict, name: str) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.preprocess = preprocess
-        self.name = name
-        self.config = model.config
-        self.text_config = model.config.text_config
-        self.chat_template: str | None = None  # the checkpoint's, when it ships one
-
-    # ---- what each family supplies
-
-    @abstractmethod
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        """(W, H) frames are resized to while decoding."""
-
-    @abstractmethod
-    def pixels(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (t, H, W, 3) frames → the vision tower's input."""
-
-    @abstractmethod
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Vision tower (+ projector when the family pools after it): → a grid (steps, h, w, d),
-        or (grid, prefix) where prefix (steps, k, d) are per-step tokens that precede each
-        step's grid and are never pooled (Video-LLaVA's CLS)."""
-
-    def project(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Applied to pooled tokens (n, d_vision) → (n, d): for families that pool before
-        their projector (LLaVA-NeXT-Video). Identity by default."""
-        return tokens
-
-    @abstractmethod
-    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
-        """Token ids before and after the video."""
-
-    def default_pooling(self) -> Schedule:
-        return uniform(1)
-
-    def extra_visual_tokens(self) -> torch.Tensor | None:
-        """Tokens appended after the video's grid tokens (LLaVA-OneVision's newline)."""
-        return None
-
-    def native_grid(self) -> tuple[int, int]:
-        """(h, w) tokens of one temporal step before pooling (for estimates before encoding)."""
-        side = getattr(self, "grid_side", 0)
-        if not side:
-            raise NotImplementedError
-        return side, side
-
-    def time_interval(self) -> float:
-        """M-RoPE temporal step between consecutive temporal steps (Qwen2.5-VL scales it)."""
-        return 1.0
-
-    # ---- shared helpers
-
-    @property
-    def language_model(self):
-        return self.model.model.language_model
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def head_dim(self) -> int:
-        tc = self.text_config
-        return getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
-
-    def rope_base(self) -> float:
-        return float(self.text_config.rope_parameters["rope_theta"])
-
-    def language_window(self) -> int:
-        return int(self.text_config.max_position_embeddings)
-
-    def native_tokens_per_frame(self, grid_h: int, grid_w: int) -> float:
-        """Tokens per frame with the family's own pooling (what W_v is measured in)."""
-        schedule = self.default_pooling()
-        return schedule.expected_tokens(1, grid_h, grid_w) / self.frames_per_step
-
-    def eos_ids(self) -> set[int]:
-        ids = set()
-        for source in (self.tokenizer.eos_token_id, getattr(self.text_config, "eos_token_id", None)):
-            if isinstance(source, int):
-                ids.add(source)
-            elif isinstance(source, list):
-                ids.update(source)
-        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
-            ids.add(im_end)
-        return ids
 
 
 def parse_pooling(
@@ -266,7 +163,7 @@ class VideoLLM:
     @property
     def trained_frames(self) -> int:
         """Frames per video the checkpoint was trained with (its card, else the family's)."""
-        return int(getattr(self.adapter.config, "longvid_trained_frames", 0) or self.adapter.trained_frames)
+        return self.adapter.default_frames()
 
     def visual_window(self, grid: tuple[int, int] | None = None) -> int:
         """W_v: frames the checkpoint was trained with × tokens per frame (overridable)."""
@@ -291,28 +188,34 @@ class VideoLLM:
         timings: dict[str, float] | None = None,
         rearrange: str = "none",
         rearrange_group: int | None = None,
+        fast_resize: bool = False,
     ) -> VisualTokens:
         """Decode, encode and pool a video chunk by chunk: full-resolution features of the
         whole video never exist at once. ``rearrange`` (INTP: interleave | chunks) encodes
         subsequences of ``rearrange_group`` frames (default: the trained frame count)
-        instead; it needs every frame first, so it holds the unpooled features."""
+        instead; it needs every frame first, so it holds the unpooled features.
+        ``fast_resize``: let the decoder resize (swscale, area filter) instead of longvid's
+        exact bicubic-with-antialias resize after decoding (docs/models.md measures both)."""
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
         schedule = pooling or self.adapter.default_pooling()
         schedule.reset()
         pooler = _Pooler(self.adapter, schedule)
         if rearrange != "none":
-            return self._encode_rearranged(video, frames, pooler, rearrange, rearrange_group or self.trained_frames)
+            return self._encode_rearranged(
+                video, frames, pooler, rearrange, rearrange_group or self.trained_frames, fast_resize
+            )
         all_frames: list[Frames] = []
         t_decode = t_encode = 0.0
         t_prev = time.perf_counter()
         bar = _bar(progress, frames, "decode+encode", "frame")
-        for frames_chunk in self._frame_chunks(video, frames, self._chunk_frames(schedule, chunk_frames)):
+        exact = not fast_resize
+        for frames_chunk in self._frame_chunks(video, frames, self._chunk_frames(schedule, chunk_frames), exact):
             t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
             bar.update(len(frames_chunk))
-            all_frames.append(frames_chunk)
             with torch.inference_mode():
-                pooler.add(self.adapter.encode(self.adapter.pixels(frames_chunk.array)))  # (steps, h, w, d)
+                pooler.add(self.adapter.encode(self.adapter.pixels(frames_chunk.array, exact)))  # (steps, h, w, d)
+            all_frames.append(_without_pixels(frames_chunk))  # decoded frames are not kept
             t_decode += t1 - t_prev
             t_prev = time.perf_counter()
             t_encode += t_prev - t1
@@ -323,28 +226,45 @@ class VideoLLM:
         return pooler.finish(_merge_frames(all_frames))
 
     def estimate(
-        self, frames: int, schedule: Schedule, kv_bits: int = 16, prefill_chunk: int | None = None
+        self,
+        frames: int,
+        schedule: Schedule,
+        kv_bits: int = 16,
+        prefill_chunk: int | None = None,
+        grid: tuple[int, int] | None = None,
     ) -> Estimate:
-        """Analytic memory of a request on this model, before running it."""
+        """Analytic memory of a request on this model, before running it; ``grid``: (h, w)
+        tokens of one temporal step of the video at hand (default: the largest possible)."""
         ad = self.adapter
-        h, w = ad.native_grid()
+        h, w = grid or ad.native_grid()
         steps = -(-frames // ad.frames_per_step)
-        tokens = schedule.expected_tokens(steps, h, w) + steps * getattr(ad, "step_extra_tokens", 0) + 1
+        tokens = schedule.expected_tokens(steps, h, w) + steps * ad.step_extra_tokens + ad.extra_token_count()
         chunk = prefill_chunk or self.auto_chunk(kv_bits)
-        return estimate(geometry_of(self), frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk)
+        return estimate(geometry_of(self, (h, w)), frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk)
 
-    def _encode_rearranged(self, video, frames: int, pooler: _Pooler, mode: str, group: int) -> VisualTokens:
+    def video_grid(self, video: str | Path | Frames | np.ndarray) -> tuple[int, int]:
+        """(h, w) tokens of one temporal step of ``video`` before pooling, from its size
+        alone (a file is probed, not decoded)."""
+        if isinstance(video, Frames | np.ndarray):
+            arr = video.array if isinstance(video, Frames) else video
+            return self.adapter.native_grid(int(arr.shape[2]), int(arr.shape[1]))
+        info = probe(video)
+        return self.adapter.native_grid(info.width, info.height)
+
+    def _encode_rearranged(
+        self, video, frames: int, pooler: _Pooler, mode: str, group: int, fast_resize: bool = False
+    ) -> VisualTokens:
         ad = self.adapter
         if ad.frames_per_step != 1:
             raise InvalidRequestError(f"{self.family} merges frames in its encoder; rearrangement would change them")
         if pooler.schedule.kind == "progressive" and pooler.schedule.anchors == "change":
             raise InvalidRequestError("change anchors need frames in order; use fixed anchors with rearrangement")
-        sampled = _merge_frames(list(self._frame_chunks(video, frames, 64)), keep_pixels=True)
+        sampled = _merge_frames(list(self._frame_chunks(video, frames, 64, not fast_resize)), keep_pixels=True)
         parts = split_frames(len(sampled), group, mode)
         grids, prefixes = [], []
         with torch.inference_mode():
             for part in parts:
-                out = ad.encode(ad.pixels(sampled.array[part]))
+                out = ad.encode(ad.pixels(sampled.array[part], not fast_resize))
                 grid, prefix = out if isinstance(out, tuple) else (out, None)
                 grids.append(grid)
                 prefixes.append(prefix)
@@ -389,7 +309,7 @@ class VideoLLM:
         step = self.adapter.frames_per_step * schedule.chunk_multiple
         return max(step, (chunk_frames // step) * step)
 
-    def _frame_chunks(self, video, frames: int, chunk: int) -> Iterator[Frames]:
+    def _frame_chunks(self, video, frames: int, chunk: int, exact: bool = True) -> Iterator[Frames]:
         if isinstance(video, Frames):
             arr = video.array
             for i in range(0, len(arr), chunk):
@@ -401,7 +321,7 @@ class VideoLLM:
                 yield _slice_frames(fake, slice(i, i + chunk))
             return
         reader = FrameReader(video)
-        size = self.adapter.frame_size(reader.info.width, reader.info.height)
+        size = self.adapter.frame_size(reader.info.width, reader.info.height, exact)
         yield from reader.iter_chunks(n=frames, chunk=chunk, size=size, threads=None)
 
     def prompt(self, question: str, visual: VisualTokens) -> tuple[torch.Tensor, list[Span]]:
@@ -428,7 +348,13 @@ class VideoLLM:
         pieces = [pre, *(b.to(dev, pre.dtype) for b in blocks), suf]
         spans: list[Span] = [
             TextSpan(len(prefix)),
-            VisualSpan(tuple(visual.grids), tuple(float(s) for s in visual.strides), visual.extra, visual.step_extra),
+            VisualSpan(
+                tuple(visual.grids),
+                tuple(float(s) for s in visual.strides),
+                visual.extra,
+                visual.step_extra,
+                visual.step_positions,
+            ),
             TextSpan(len(suffix)),
         ]
         return pieces, spans
@@ -436,9 +362,7 @@ class VideoLLM:
     def positions(self, spans: list[Span], plan: RopePlan) -> torch.Tensor:
         """Position ids for the layout: (L,) or (3, L) for M-RoPE."""
         if self.adapter.position_layout == "mrope":
-            return mrope_positions(
-                spans, temporal_scale=plan.position_scale, time_interval=self.adapter.time_interval()
-            )
+            return mrope_positions(spans, temporal_scale=plan.position_scale)
         return positions_1d(spans, visual_scale=plan.position_scale)
 
     def plan(self, mode: str, spans: list[Span], visual_window: int) -> RopePlan:
@@ -458,7 +382,7 @@ class VideoLLM:
         ad = self.adapter
         pos = positions.to(ad.device)
         pos = pos[:, None, :] if pos.ndim == 2 else pos[None, :]
-        out = ad.language_model(inputs_embeds=embeds[None], position_ids=pos, past_key_values=cache, use_cache=True)
+        out = ad.language_model(inputs_embeds=embeds[None], position_ids=pos, cache=cache, use_cache=True)
         hidden = out.last_hidden_state[0]
         if logits_for == "last":
             hidden = hidden[-1:]
@@ -564,6 +488,7 @@ class VideoLLM:
         chunk_frames: int = 16,
         prefill_chunk: int | None = None,
         progress: Progress = False,
+        fast_resize: bool = False,
     ) -> Answer:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
 
@@ -576,6 +501,8 @@ class VideoLLM:
         ``kv_bits``: 16 (unquantized) | 8 | 4 | 2 (group-wise quantized KV cache).
         ``rearrange``: none | interleave | chunks (INTP: encode subsequences of the trained
         frame count, put back in frame order).
+        ``fast_resize``: resize in the decoder (faster on large videos; not the official
+        processor's pixels, docs/models.md).
         """
         if extend not in EXTEND_MODES:
             raise InvalidRequestError(f"unknown extension mode {extend!r}; choose from {', '.join(EXTEND_MODES)}")
@@ -589,12 +516,14 @@ class VideoLLM:
             frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
-        guard(self.estimate(frames, schedule, kv_bits, prefill_chunk), self.adapter.device, frames, kv_bits,
-              schedule.kind)  # fmt: skip
+        need = self.estimate(frames, schedule, kv_bits, prefill_chunk, grid=self.video_grid(video))
+        guard(need, self.adapter.device, frames, kv_bits, schedule.kind)
         timings: dict[str, float] = {}
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()
-            visual = self.encode_video(video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange)
+            visual = self.encode_video(
+                video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange, fast_resize=fast_resize
+            )
             n_visual = visual.count
             embeds, spans = self.prompt_pieces(question, visual)  # consumed by prefill
             prompt_tokens = sum(int(p.shape[0]) for p in embeds)
@@ -671,6 +600,7 @@ class _Pooler:
 
     def finish(self, frames: Frames) -> VisualTokens:
         extra = self.adapter.extra_visual_tokens()
+        timestamps = None if frames.info is None else frames.timestamps
         blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
         n_extra = 0 if extra is None else extra.shape[0]
         return VisualTokens(
@@ -682,6 +612,7 @@ class _Pooler:
             frames=frames,
             native_grid=self.native,
             step_extra=self.step_extra,
+            step_positions=self.adapter.step_positions(len(self.grids), timestamps),
         )
 
 
@@ -749,6 +680,11 @@ def _slice_frames(frames: Frames, sl: slice) -> Frames:
     return Frames(
         array=frames.array[sl], indices=frames.indices[sl], timestamps=frames.timestamps[sl], info=frames.info
     )
+
+
+def _without_pixels(frames: Frames) -> Frames:
+    empty = np.empty((len(frames.indices), 0, 0, 3), np.uint8)
+    return Frames(array=empty, indices=frames.indices, timestamps=frames.timestamps, info=frames.info)
 
 
 def _merge_frames(chunks: list[Frames], keep_pixels: bool = False) -> Frames:

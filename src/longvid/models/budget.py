@@ -21,7 +21,7 @@ from longvid.extend.kvcache import kv_bytes
 
 @dataclass(frozen=True)
 class Geometry:
-    """The sizes that set memory: language model, vision tower, tokens per frame."""
+    """The sizes that set memory: language model, vision tower, tokens per temporal step."""
 
     layers: int
     hidden: int
@@ -29,10 +29,8 @@ class Geometry:
     heads: int
     kv_heads: int
     head_dim: int
-    vision_layers: int
     vision_hidden: int
-    patches_per_frame: int
-    tokens_per_frame: float  # after the family's own pooling
+    patches_per_frame: int  # patches one frame sends through the vision tower
     parameters: int
     bytes_per_value: int = 2  # bf16 on GPU
     grid_side: int = 0  # tokens per side of one temporal step before longvid's pooling
@@ -45,28 +43,6 @@ class Geometry:
         steps = -(-frames // self.frames_per_step)
         side = self.grid_side
         return schedule.expected_tokens(steps, side, side) + steps * self.step_extra + self.video_extra
-
-
-# Released 7B checkpoints, for the analytic column (public configs).
-REFERENCE_7B = {
-    # Qwen2-7B + SigLIP-so400m/14 @384: 27x27 patches, bilinear to 14x14
-    "llava_onevision": Geometry(
-        28, 3584, 18944, 28, 4, 128, 26, 1152, 729, 196, 8_030_000_000, grid_side=27, video_extra=1
-    ),
-    # Qwen2-7B + 675M ViT; a 448x448 frame pair -> 16x16 merged tokens per 2 frames
-    "qwen2_vl": Geometry(
-        28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000, grid_side=16, frames_per_step=2
-    ),
-    "qwen2_5_vl": Geometry(
-        28, 3584, 18944, 28, 4, 128, 32, 1280, 1024, 128, 8_290_000_000, grid_side=16, frames_per_step=2
-    ),
-    # Vicuna-7B + CLIP-L/14 @336: 24x24, average-pooled to 12x12
-    "llava_next_video": Geometry(32, 4096, 11008, 32, 32, 128, 24, 1024, 576, 144, 7_060_000_000, grid_side=24),
-    # Vicuna-7B + LanguageBind CLIP-L/14 @224: 16x16 + CLS per frame
-    "video_llava": Geometry(
-        32, 4096, 11008, 32, 32, 128, 24, 1024, 257, 257, 7_360_000_000, grid_side=16, step_extra=1
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -119,12 +95,13 @@ def estimate(
     )
 
 
-def geometry_of(llm) -> Geometry:
-    """The loaded model's own geometry (parameters counted, dtype from its weights)."""
+def geometry_of(llm, grid: tuple[int, int] | None = None) -> Geometry:
+    """The loaded model's own geometry (parameters counted, dtype from its weights);
+    ``grid``: the (h, w) tokens of one temporal step of the video at hand (default: the
+    largest the processor allows)."""
     ad = llm.adapter
     tc, vc = ad.text_config, ad.config.vision_config
-    params = sum(p.numel() for p in ad.model.parameters())
-    side = getattr(ad, "grid_side", None) or 16
+    h, w = grid or ad.native_grid()
     return Geometry(
         layers=tc.num_hidden_layers,
         hidden=tc.hidden_size,
@@ -132,12 +109,14 @@ def geometry_of(llm) -> Geometry:
         heads=tc.num_attention_heads,
         kv_heads=tc.num_key_value_heads,
         head_dim=ad.head_dim(),
-        vision_layers=getattr(vc, "num_hidden_layers", getattr(vc, "depth", 1)),
         vision_hidden=getattr(vc, "hidden_size", getattr(vc, "embed_dim", 0)),
-        patches_per_frame=side * side,
-        tokens_per_frame=ad.native_tokens_per_frame(side, side),
-        parameters=params,
-        bytes_per_value=ad.dtype.itemsize if hasattr(ad.dtype, "itemsize") else 4,
+        patches_per_frame=ad.patches_per_frame(h, w),
+        parameters=sum(p.numel() for p in ad.model.parameters()),
+        bytes_per_value=ad.dtype.itemsize,
+        grid_side=max(h, w),
+        frames_per_step=ad.frames_per_step,
+        step_extra=ad.step_extra_tokens,
+        video_extra=ad.extra_token_count(),
     )
 
 

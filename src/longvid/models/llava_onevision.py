@@ -1,68 +1,89 @@
 """LLaVA-OneVision / LLaVA-Video (``LlavaOnevisionForConditionalGeneration``).
 
-Frames are resized to the vision tower's square input (384x384 for the released models) and
-normalised with the checkpoint's mean/std; SigLIP gives a 27x27 grid per frame, projected
-into the language model's space; the family's own pooling is bilinear to ceil(27/2) = 14,
-i.e. 196 tokens a frame, and one ``image_newline`` token closes the video. Positions are
-1-D. The released 7B was trained on at most 32 frames: W_v = 32 x 196 = 6,272.
+Preprocessing as its video processor: every frame resized to ``size`` (384x384 for the
+released models) whatever its aspect, bicubic with antialiasing, normalised with mean/std
+0.5. SigLIP gives a 27x27 grid per frame, projected into the language model's space; the
+family's own pooling is bilinear to ceil(27/2) = 14, i.e. 196 tokens a frame, and one
+``image_newline`` token closes the video. Positions are 1-D. The released 7B was trained on
+at most 32 frames: W_v = 32 x 196 = 6,272.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import ClassVar
+
 import torch
 
 from longvid.extend.pooling import Schedule, uniform
-from longvid.models.base import FamilyAdapter
-from longvid.models.prompt import split_prompt
+from longvid.models.adapter import FamilyAdapter, PixelBatch, select_features
+from longvid.models.budget import Geometry
+from longvid.models.processing import PixelSpec, fixed_spec
 
 
 class LlavaOnevisionAdapter(FamilyAdapter):
     model_types = ("llava_onevision",)
+    model_classes: ClassVar[dict[str, str]] = {"llava_onevision": "LlavaOnevisionForConditionalGeneration"}
     pooling_op = "bilinear"
     trained_frames = 32
-    video_placeholder = "<video>"
+    reference_7b: ClassVar[dict[str, Geometry]] = {
+        # Qwen2-7B + SigLIP-so400m/14 @384: 27x27 patches, bilinear to 14x14, one newline
+        "llava_onevision": Geometry(
+            layers=28,
+            hidden=3584,
+            intermediate=18944,
+            heads=28,
+            kv_heads=4,
+            head_dim=128,
+            vision_hidden=1152,
+            patches_per_frame=729,
+            parameters=8_030_000_000,
+            grid_side=27,
+            video_extra=1,
+        ),
+    }
 
-    def __init__(self, model, tokenizer, preprocess: dict, name: str) -> None:
-        super().__init__(model, tokenizer, preprocess, name)
-        vc = self.config.vision_config
-        size = preprocess.get("size") or {}
-        self.image_size = int(size.get("height") or size.get("shortest_edge") or vc.image_size)
-        self.grid_side = self.image_size // vc.patch_size
-        mean = preprocess.get("image_mean", [0.5, 0.5, 0.5])
-        std = preprocess.get("image_std", [0.5, 0.5, 0.5])
-        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    def pixel_spec(self) -> PixelSpec:
+        return fixed_spec(self.preprocess, self.config.vision_config.image_size)
+
+    def native_grid(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+        patch = self.config.vision_config.patch_size
+        return self.spec.height // patch, self.spec.width // patch
 
     def default_pooling(self) -> Schedule:
         return uniform(2)
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        return self.image_size, self.image_size
-
-    def pixels(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)  # (t, 3, H, W)
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic")
-        x = (x - self._mean) / self._std
-        return x.to(device=self.device, dtype=self.dtype)
-
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, batch: PixelBatch) -> torch.Tensor:
         inner = self.model.model
-        out = inner.vision_tower(pixels, output_hidden_states=True)
-        layer = self.config.vision_feature_layer
-        if isinstance(layer, int):
-            feats = out.hidden_states[layer]
-        else:
-            feats = torch.cat([out.hidden_states[i] for i in layer], dim=-1)
-        if self.config.vision_feature_select_strategy == "default":
-            feats = feats[:, 1:]  # drop CLS
+        out = inner.vision_tower(batch.values, output_hidden_states=True)
+        feats = select_features(self.config, out.hidden_states, self.config.vision_feature_select_strategy == "default")
         feats = inner.multi_modal_projector(feats)
-        t = feats.shape[0]
-        return feats.view(t, self.grid_side, self.grid_side, -1)  # (t, h, w, d)
+        return feats.view(feats.shape[0], *self.native_grid(), -1)  # (t, h, w, d)
 
     def extra_visual_tokens(self) -> torch.Tensor:
         return self.model.model.image_newline[None]
 
-    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
-        return split_prompt(self.tokenizer, question, self.video_placeholder, self.chat_template)
+    def extra_token_count(self) -> int:
+        return 1
+
+    @classmethod
+    def tiny_config(cls, model_type: str, ids: dict[str, int], text: dict, vision: dict):
+        import transformers
+
+        side = vision["grid"] * vision["patch"]
+        return transformers.LlavaOnevisionConfig(
+            vision_config=transformers.SiglipVisionConfig(
+                hidden_size=vision["hidden"], intermediate_size=2 * vision["hidden"], num_hidden_layers=2,
+                num_attention_heads=2, image_size=side, patch_size=vision["patch"],
+            ),
+            text_config=transformers.Qwen2Config(**text, eos_token_id=ids["<|im_end|>"]),
+            image_token_id=ids["<image>"],
+            video_token_id=ids["<video>"],
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="full",
+            image_grid_pinpoints=[[side, side]],
+            tie_word_embeddings=False,
+        )  # fmt: skip
+
+    @classmethod
+    def tiny_preprocess(cls, side: int, patch: int) -> dict:
+        return {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "size": {"height": side, "width": side}}

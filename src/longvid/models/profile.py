@@ -17,7 +17,8 @@ from pathlib import Path
 from longvid.extend.kvcache import cache_bytes
 from longvid.memory import PeakMemory
 from longvid.models.base import VideoLLM, parse_pooling
-from longvid.models.budget import REFERENCE_7B, estimate
+from longvid.models.budget import estimate
+from longvid.models.registry import REFERENCE_7B
 
 MIB = 2**20
 

@@ -1,36 +1,58 @@
-"""The text around the video: the checkpoint's chat template when it has one, else ChatML
-(the format of every family supported here), split at the video placeholder."""
+"""The text around the video, as the official processor makes it.
+
+The chat template is rendered by transformers' own machinery (``apply_chat_template``, which
+knows transformers' extensions such as ``{% generation %}``) with one user turn: the video,
+then the question. The whole rendered prompt is tokenized at once with the tokenizer's
+special tokens (a Llama tokenizer's BOS), exactly as the processor's ``tokenizer(text)``
+does, and split at the family's video token: the ids before and after it. Tokenizing the
+pieces separately would differ (a Llama tokenizer puts a "▁" before text it starts on).
+"""
 
 from __future__ import annotations
 
-from longvid.errors import InvalidRequestError
-
-CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% for part in message['content'] %}{% if part['type'] == 'video' %}{{ video }}\n"
-    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from longvid.errors import InvalidRequestError, ModelLoadError
 
 
-def render(question: str, video_text: str, template: str | None) -> str:
-    """The prompt as text, with ``video_text`` where the video goes."""
-    from jinja2 import Environment
-
-    env = Environment(autoescape=False, keep_trailing_newline=True)
-    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
-    text = env.from_string(template or CHATML).render(messages=messages, add_generation_prompt=True, video=video_text)
-    if video_text not in text:
-        # a template written for a processor renders the video itself as its placeholder
-        raise InvalidRequestError("the chat template does not place the video; pass a ChatML template")
-    return text
+def chatml(video_markup: str) -> str:
+    """A ChatML template that places ``video_markup`` where the video goes (for checkpoints
+    that ship no template, such as longvid's tiny ones)."""
+    return (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{% for part in message['content'] %}{% if part['type'] == 'video' %}" + video_markup + "\n"
+        "{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
 
 
-def split_prompt(
-    tokenizer, question: str, placeholder: str, template: str | None = None
-) -> tuple[list[int], list[int]]:
-    """Token ids before and after the video placeholder."""
-    text = render(question, placeholder, template)
-    before, after = text.split(placeholder, 1)
-    encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
-    return encode(before), encode(after)
+def messages(question: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+
+
+def render(tokenizer, question: str, template: str) -> str:
+    """The prompt as text, the video as the template writes it."""
+    try:
+        return tokenizer.apply_chat_template(
+            messages(question), chat_template=template, add_generation_prompt=True, tokenize=False
+        )
+    except Exception as e:  # jinja's errors have no common base worth naming here
+        raise ModelLoadError(f"cannot render the chat template: {type(e).__name__}: {e}") from e
+
+
+def split_ids(tokenizer, text: str, video_token: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``text`` before and after its one ``video_token``."""
+    video_id = tokenizer.convert_tokens_to_ids(video_token)
+    if video_id is None or video_id == tokenizer.unk_token_id:
+        raise ModelLoadError(f"the tokenizer has no {video_token!r} token")
+    ids = tokenizer(text)["input_ids"]
+    at = [i for i, t in enumerate(ids) if t == video_id]
+    if len(at) != 1:
+        raise InvalidRequestError(
+            f"the prompt must hold the video token {video_token!r} once (found {len(at)}); "
+            "a question cannot contain it, and the chat template must place the video"
+        )
+    return ids[: at[0]], ids[at[0] + 1 :]
+
+
+def split_prompt(tokenizer, question: str, video_token: str, template: str) -> tuple[list[int], list[int]]:
+    """Token ids before and after the video for ``question``."""
+    return split_ids(tokenizer, render(tokenizer, question, template), video_token)

@@ -1,29 +1,35 @@
-"""Model families by ``config.model_type``, and ``load``: checkpoint folder or hub id → VideoLLM."""
+"""Model families by ``config.model_type``, and ``load``: checkpoint folder or hub id → VideoLLM.
+
+A family is one adapter file; this list is the only place that names them all.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from longvid.errors import InvalidRequestError, ModelLoadError, UnsupportedModelError
-from longvid.models.base import FamilyAdapter, VideoLLM
+from longvid.models.adapter import FamilyAdapter
+from longvid.models.base import VideoLLM
+from longvid.models.budget import Geometry
+from longvid.models.checkpoint import CheckpointFiles, read_checkpoint
 from longvid.models.llava_next_video import LlavaNextVideoAdapter
 from longvid.models.llava_onevision import LlavaOnevisionAdapter
+from longvid.models.qwen2_5_vl import Qwen25VLAdapter
 from longvid.models.qwen2_vl import Qwen2VLAdapter
 from longvid.models.video_llava import VideoLlavaAdapter
 
-ADAPTERS: list[type[FamilyAdapter]] = [LlavaOnevisionAdapter, Qwen2VLAdapter, LlavaNextVideoAdapter, VideoLlavaAdapter]
+ADAPTERS: list[type[FamilyAdapter]] = [
+    LlavaOnevisionAdapter,
+    Qwen2VLAdapter,
+    Qwen25VLAdapter,
+    LlavaNextVideoAdapter,
+    VideoLlavaAdapter,
+]
 
-# model_type -> transformers class name (imported lazily: transformers is slow to import)
-MODEL_CLASSES = {
-    "llava_onevision": "LlavaOnevisionForConditionalGeneration",
-    "qwen2_vl": "Qwen2VLForConditionalGeneration",
-    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-    "llava_next_video": "LlavaNextVideoForConditionalGeneration",
-    "video_llava": "VideoLlavaForConditionalGeneration",
-}
+# released 7B geometries, for the analytic columns of profile and bench/memory.py
+REFERENCE_7B: dict[str, Geometry] = {t: g for adapter in ADAPTERS for t, g in adapter.reference_7b.items()}
 
 
 def supported_model_types() -> list[str]:
@@ -39,39 +45,21 @@ def adapter_class(model_type: str) -> type[FamilyAdapter]:
     )
 
 
-def _resolve(model: str | Path) -> Path | str:
-    p = Path(model)
-    if p.exists():
-        if not (p / "config.json").exists():
-            raise ModelLoadError(f"{p}: not a model folder (no config.json)")
-        return p
-    if str(model).startswith((".", "/", "~")) or Path(str(model)).suffix:
-        raise ModelLoadError(f"{model}: no such model folder")
-    return str(model)  # a hub id
-
-
-def _read_checkpoint_json(source: Path | str, name: str) -> dict:
-    if isinstance(source, Path):
-        f = source / name
-        return json.loads(f.read_text()) if f.exists() else {}
-    from transformers.utils import cached_file
-
-    try:
-        f = cached_file(source, name, _raise_exceptions_for_missing_entries=False)
-    except OSError:
-        return {}
-    return json.loads(Path(f).read_text()) if f else {}
-
-
-def _chat_template(source: Path | str, tokenizer) -> str | None:
-    if isinstance(source, Path) and (source / "chat_template.jinja").exists():
-        return (source / "chat_template.jinja").read_text()
-    processor = _read_checkpoint_json(source, "chat_template.json")
-    return processor.get("chat_template") or getattr(tokenizer, "chat_template", None) or None
+def read_adapter(model: str | Path) -> FamilyAdapter:
+    """The family adapter of ``model`` built from its files alone (no weights are read)."""
+    files = read_checkpoint(model, check_config=lambda c: adapter_class(c.model_type))
+    return adapter_class(files.config.model_type)(files)
 
 
 def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def default_model() -> Path:
+    """The bundled testbed checkpoint, the model used when none is named."""
+    from longvid.testbed import default_model_path  # data shipped beside the code, not a layer above
+
+    return default_model_path()
 
 
 def load(
@@ -90,35 +78,28 @@ def load(
     larger than one GPU; ``device`` is then ignored.
     """
     import transformers
-    from transformers import AutoConfig, AutoTokenizer
 
     if model is None:
-        from longvid.testbed import default_model_path
-
-        model = default_model_path()
+        model = default_model()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidRequestError("device 'cuda' requested but no CUDA GPU is available")
-    source = _resolve(model)
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{model}: cannot read its config ({str(e).splitlines()[0]})") from e
-    adapter_cls = adapter_class(config.model_type)
-    model_cls = getattr(transformers, MODEL_CLASSES[config.model_type])
+    files = read_checkpoint(model, check_config=lambda c: adapter_class(c.model_type))
+    adapter_cls = adapter_class(files.config.model_type)
+    model_cls = getattr(transformers, adapter_cls.model_classes[files.config.model_type])
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     try:
         if device_map is not None:
             first = "cuda" if torch.cuda.is_available() else "cpu"
-            net = model_cls.from_pretrained(source, dtype=dtype or default_dtype(first), device_map=device_map).eval()
+            net = model_cls.from_pretrained(files.source, dtype=dtype or default_dtype(first), device_map=device_map)
         else:
-            net = model_cls.from_pretrained(source, dtype=dtype or default_dtype(device)).to(device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(source)
+            net = model_cls.from_pretrained(files.source, dtype=dtype or default_dtype(device)).to(device)
     except OSError as e:
         raise ModelLoadError(f"{model}: cannot load ({str(e).splitlines()[0]})") from e
-    preprocess = _read_checkpoint_json(source, "video_preprocessor_config.json") or _read_checkpoint_json(
-        source, "preprocessor_config.json"
-    )
-    adapter = adapter_cls(net, tokenizer, preprocess, name=str(model))
-    adapter.chat_template = _chat_template(source, tokenizer)
-    return VideoLLM(adapter, visual_window=visual_window)
+    return VideoLLM(adapter_cls(files, net.eval()), visual_window=visual_window)
+
+
+def from_model(net, files: CheckpointFiles, visual_window: int | None = None) -> VideoLLM:
+    """A ``VideoLLM`` over a model already in memory (built from a config, say) and the
+    checkpoint files it belongs to."""
+    return VideoLLM(adapter_class(files.config.model_type)(files, net.eval()), visual_window=visual_window)

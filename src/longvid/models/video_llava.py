@@ -1,54 +1,92 @@
 """Video-LLaVA (``VideoLlavaForConditionalGeneration``), trained on exactly 8 frames.
 
-Each frame goes through the CLIP video tower on its own (transformers' port reshapes the
-video to batch x frames), keeps its CLS token, and is projected: frames x (16x16 + 1)
-tokens. longvid pools only the 16x16 grid (the CLS stays) when asked. Positions are 1-D.
-Because the tower sees frames one at a time, INTP's rearrangement cannot change this
-model's features; beyond 8 frames only the language side can adapt (``ntk`` with the
-scale set by the trained length: ``visual_window`` = 8 x 257 tokens).
+Preprocessing as its processor: the shorter side to 224, bicubic with antialiasing, a
+centre crop to 224x224, CLIP's mean/std. Each frame goes through the CLIP video tower on its
+own (transformers' port reshapes the video to batch x frames), keeps its CLS token, and is
+projected: frames x (16x16 + 1) tokens. longvid pools only the 16x16 grid (the CLS stays)
+when asked. Positions are 1-D. Because the tower sees frames one at a time, INTP's
+rearrangement cannot change this model's features; beyond 8 frames only the language side
+can adapt (``ntk`` with the scale set by the trained length: ``visual_window`` = 8 x 257
+tokens). The checkpoint ships no chat template: the prompt is the documented
+``USER: <video>\\n{question} ASSISTANT:``, with the Llama tokenizer's BOS.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import ClassVar
+
 import torch
 
-from longvid.models.base import FamilyAdapter
-from longvid.models.llava_next_video import CLIP_MEAN, CLIP_STD, select_features, square_pixels
-from longvid.models.prompt import split_prompt
+from longvid.models.adapter import FamilyAdapter, PixelBatch, select_features
+from longvid.models.budget import Geometry
+from longvid.models.llava_next_video import clip_preprocess, clip_vision
+from longvid.models.processing import PixelSpec, shortest_edge_spec
+
+# the documented prompt (the model card's USER: <video>\n{question} ASSISTANT:), as a template
+USER_ASSISTANT = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+    "{% for part in message['content'] %}{% if part['type'] == 'video' %}<video>\n"
+    "{% else %}{{ part['text'] }}{% endif %}{% endfor %} {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
 
 
 class VideoLlavaAdapter(FamilyAdapter):
     model_types = ("video_llava",)
+    model_classes: ClassVar[dict[str, str]] = {"video_llava": "VideoLlavaForConditionalGeneration"}
     pooling_op = "average"
     trained_frames = 8
-    video_placeholder = "<video>"
     step_extra_tokens = 1  # the CLS token each frame keeps
+    template_note = "USER: <video>\\n{question} ASSISTANT: (the model card's)"
+    reference_7b: ClassVar[dict[str, Geometry]] = {
+        # Vicuna-7B + LanguageBind CLIP-L/14 @224: 16x16 + CLS per frame
+        "video_llava": Geometry(
+            layers=32,
+            hidden=4096,
+            intermediate=11008,
+            heads=32,
+            kv_heads=32,
+            head_dim=128,
+            vision_hidden=1024,
+            patches_per_frame=257,
+            parameters=7_360_000_000,
+            grid_side=16,
+            step_extra=1,
+        ),
+    }
 
-    def __init__(self, model, tokenizer, preprocess: dict, name: str) -> None:
-        super().__init__(model, tokenizer, preprocess, name)
-        vc = self.config.vision_config
-        size = preprocess.get("crop_size") or preprocess.get("size") or {}
-        self.image_size = int(size.get("height") or size.get("shortest_edge") or vc.image_size)
-        self.grid_side = self.image_size // vc.patch_size
-        self.mean = preprocess.get("image_mean", CLIP_MEAN)
-        self.std = preprocess.get("image_std", CLIP_STD)
+    def pixel_spec(self) -> PixelSpec:
+        return shortest_edge_spec(self.preprocess, self.config.vision_config.image_size)
 
-    @property
-    def language_model(self):
-        return self.model.model.language_model
+    def native_grid(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+        patch = self.config.vision_config.patch_size
+        w, h = self.spec.output_size(width or 1, height or 1)
+        return h // patch, w // patch
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        return self.image_size, self.image_size
+    def default_template(self) -> str:
+        return USER_ASSISTANT
 
-    def pixels(self, frames: np.ndarray) -> torch.Tensor:
-        return square_pixels(frames, self.image_size, self.mean, self.std, self.device, self.dtype)
-
-    def encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model.model.video_tower(pixels, output_hidden_states=True)
+    def encode(self, batch: PixelBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model.model.video_tower(batch.values, output_hidden_states=True)
         feats = self.model.model.multi_modal_projector(select_features(self.config, out.hidden_states, False))
         t = feats.shape[0]
-        return feats[:, 1:].reshape(t, self.grid_side, self.grid_side, -1), feats[:, :1]  # grid, CLS per frame
+        return feats[:, 1:].reshape(t, *self.native_grid(), -1), feats[:, :1]  # grid, CLS per frame
 
-    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
-        return split_prompt(self.tokenizer, question, self.video_placeholder, self.chat_template)
+    @classmethod
+    def tiny_config(cls, model_type: str, ids: dict[str, int], text: dict, vision: dict):
+        import transformers
+
+        grid = vision["grid"]
+        return transformers.VideoLlavaConfig(
+            vision_config=clip_vision(vision),
+            text_config=transformers.LlamaConfig(**text, eos_token_id=ids["<|im_end|>"], bos_token_id=None),
+            image_token_index=ids["<image>"],
+            video_token_index=ids["<video>"],
+            image_seq_length=grid * grid,
+            video_seq_length=8 * (grid * grid + 1),
+            tie_word_embeddings=False,
+        )
+
+    @classmethod
+    def tiny_preprocess(cls, side: int, patch: int) -> dict:
+        return clip_preprocess(side)

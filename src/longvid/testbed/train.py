@@ -46,7 +46,7 @@ EVAL_SEED_OFFSET = 1_000_000  # held-out seeds: training never reaches them
 QUESTION_AROUND_VIDEO = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}\n{% endif %}{% endfor %}"
-    "{% for part in message['content'] %}{% if part['type'] == 'video' %}{{ video }}\n"
+    "{% for part in message['content'] %}{% if part['type'] == 'video' %}<video>\n"
     "{% else %}{{ part['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -125,10 +125,10 @@ class Batcher:
     """Token ids, pixels and labels for a batch of probe items of one task/form/length."""
 
     def __init__(self, tokenizer, tokens_per_frame: int, template: str | None = None) -> None:
-        from longvid.models.prompt import split_prompt
+        from longvid.models.prompt import chatml, split_prompt
 
         self.tok = tokenizer
-        self.split = lambda q: split_prompt(tokenizer, q, "<video>", template)
+        self.split = lambda q: split_prompt(tokenizer, q, "<video>", template or chatml("<video>"))
         self.video_id = tokenizer.convert_tokens_to_ids("<video>")
         self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.tokens_per_frame = tokens_per_frame

@@ -1,0 +1,61 @@
+"""``longvid.prepare``: a checkpoint's model inputs, as its official processor returns them,
+from longvid's frame sampling and preprocessing, read from the checkpoint's small files
+alone (no weights). Plain transformers then runs on them: ``model.generate(**inputs)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.models.adapter import FamilyAdapter
+from longvid.models.registry import read_adapter
+from longvid.video import FrameReader, Frames
+
+
+def sample_for(adapter: FamilyAdapter, video: str | Path | Frames | np.ndarray, frames: int, exact: bool = True):
+    """(uint8 frames, timestamps or None): ``frames`` spread first-to-last over a file (sized
+    for the decoder when ``exact`` is False), or the frames given."""
+    if isinstance(video, Frames):
+        return video.array, video.timestamps if video.info is not None else None
+    if isinstance(video, np.ndarray):
+        return video, None
+    reader = FrameReader(video)
+    size = adapter.frame_size(reader.info.width, reader.info.height, exact)
+    got = reader.sample(n=frames, size=size)
+    return got.array, got.timestamps
+
+
+def prepare(
+    model: str | Path | FamilyAdapter,
+    video: str | Path | Frames | np.ndarray,
+    question: str,
+    *,
+    frames: int | None = None,
+    fast_resize: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The inputs the family's official processor returns for ``video`` and ``question``:
+    ``input_ids`` (the video token repeated once per visual token), ``attention_mask``,
+    ``pixel_values_videos``; Qwen adds ``video_grid_thw``, Qwen2.5-VL ``second_per_grid_ts``.
+
+    ``model``: a checkpoint folder or hub id (only its config, tokenizer, processor config and
+    chat template are read) or an adapter. ``frames``: how many to sample uniformly (default:
+    as many as the checkpoint was trained with).
+    """
+    adapter = model if isinstance(model, FamilyAdapter) else read_adapter(model)
+    n = frames or adapter.default_frames()
+    if n < 1:
+        raise InvalidRequestError(f"frames must be >= 1 (got {n})")
+    array, timestamps = sample_for(adapter, video, n, exact=not fast_resize)
+    batch = adapter.pixels(array, exact=not fast_resize)
+    before, after = adapter.prompt_ids(question)
+    height, width = array.shape[1:3]
+    count = adapter.video_token_count(len(array), width, height)
+    video_id = adapter.tokenizer.convert_tokens_to_ids(adapter.video_token)
+    ids = torch.tensor([[*before, *([video_id] * count), *after]], dtype=torch.long)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    inputs.update(adapter.official_inputs(batch, timestamps))
+    return inputs

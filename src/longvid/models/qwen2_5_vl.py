@@ -1,0 +1,55 @@
+"""Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``): Qwen2-VL's processing, a windowed
+vision tower, and absolute time in M-RoPE.
+
+The temporal position of step t is ``floor(t x tokens_per_second x seconds per step)``:
+seconds per step is ``temporal_patch_size`` x the spacing of the sampled frames' real
+timestamps (2 frames of a 64-frame sample of a 600 s video: 18.9 s, temporal ids 37 apart),
+computed in float32 as transformers' ``get_rope_index`` does. ``longvid.prepare`` returns
+it as ``second_per_grid_ts``. Frames given as an array carry no time: 2 fps is assumed,
+the processor's default.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from longvid.models.adapter import PixelBatch
+from longvid.models.budget import Geometry
+from longvid.models.qwen2_vl import QWEN_7B, Qwen2VLAdapter, qwen_text
+
+ASSUMED_FPS = 2.0  # the Qwen2.5-VL processor's default when a video's rate is unknown
+
+
+class Qwen25VLAdapter(Qwen2VLAdapter):
+    model_types = ("qwen2_5_vl",)
+    model_classes: ClassVar[dict[str, str]] = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+    reference_7b: ClassVar[dict[str, Geometry]] = {"qwen2_5_vl": QWEN_7B}
+
+    def seconds_per_step(self, timestamps: np.ndarray | None) -> float:
+        """``temporal_patch_size`` x the mean spacing of the sampled frames."""
+        if timestamps is None or len(timestamps) < 2 or timestamps[-1] <= timestamps[0]:
+            return self.temporal / ASSUMED_FPS
+        return self.temporal * float(timestamps[-1] - timestamps[0]) / (len(timestamps) - 1)
+
+    def step_positions(self, steps: int, timestamps: np.ndarray | None) -> tuple[float, ...]:
+        tokens_per_second = self.config.vision_config.tokens_per_second
+        interval = tokens_per_second * torch.tensor(self.seconds_per_step(timestamps), dtype=torch.float32)
+        return tuple(float(v) for v in (torch.arange(steps) * interval).long())
+
+    def official_inputs(self, batch: PixelBatch, timestamps: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        seconds = torch.tensor([self.seconds_per_step(timestamps)], dtype=torch.float32)
+        return {**super().official_inputs(batch), "second_per_grid_ts": seconds}
+
+    @classmethod
+    def tiny_config(cls, model_type: str, ids: dict[str, int], text: dict, vision: dict):
+        import transformers
+
+        vision_config = dict(
+            depth=2, hidden_size=vision["hidden"], out_hidden_size=text["hidden_size"],
+            intermediate_size=2 * vision["hidden"], num_heads=2, patch_size=vision["patch"], spatial_merge_size=2,
+            temporal_patch_size=2, window_size=4 * vision["patch"], fullatt_block_indexes=[1], tokens_per_second=2,
+        )  # fmt: skip
+        return transformers.Qwen2_5_VLConfig(**qwen_text(ids, text, vision_config))
