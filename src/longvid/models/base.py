@@ -600,7 +600,7 @@ class _Pooler:
 
     def finish(self, frames: Frames) -> VisualTokens:
         extra = self.adapter.extra_visual_tokens()
-        timestamps = None if frames.info is None else frames.timestamps
+        duration = video_duration(frames)
         blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
         n_extra = 0 if extra is None else extra.shape[0]
         return VisualTokens(
@@ -612,7 +612,7 @@ class _Pooler:
             frames=frames,
             native_grid=self.native,
             step_extra=self.step_extra,
-            step_positions=self.adapter.step_positions(len(self.grids), timestamps),
+            step_positions=self.adapter.step_positions(len(self.grids), len(frames), duration),
         )
 
 
@@ -680,6 +680,15 @@ def _slice_frames(frames: Frames, sl: slice) -> Frames:
     return Frames(
         array=frames.array[sl], indices=frames.indices[sl], timestamps=frames.timestamps[sl], info=frames.info
     )
+
+
+def video_duration(frames: Frames) -> float | None:
+    """Seconds of video the frames were sampled from (frame count / rate, as transformers'
+    ``VideoMetadata`` has it), or None for frames that came without their video."""
+    info = frames.info
+    if info is None or not info.frame_count or not info.fps:
+        return None
+    return info.frame_count / float(info.fps)
 
 
 def _without_pixels(frames: Frames) -> Frames:

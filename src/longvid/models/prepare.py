@@ -12,21 +12,22 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.models.adapter import FamilyAdapter
+from longvid.models.base import video_duration
 from longvid.models.registry import read_adapter
 from longvid.video import FrameReader, Frames
 
 
 def sample_for(adapter: FamilyAdapter, video: str | Path | Frames | np.ndarray, frames: int, exact: bool = True):
-    """(uint8 frames, timestamps or None): ``frames`` spread first-to-last over a file (sized
-    for the decoder when ``exact`` is False), or the frames given."""
+    """(uint8 frames, seconds of video or None): ``frames`` spread first-to-last over a file
+    (sized for the decoder when ``exact`` is False), or the frames given."""
     if isinstance(video, Frames):
-        return video.array, video.timestamps if video.info is not None else None
+        return video.array, video_duration(video)
     if isinstance(video, np.ndarray):
         return video, None
     reader = FrameReader(video)
     size = adapter.frame_size(reader.info.width, reader.info.height, exact)
     got = reader.sample(n=frames, size=size)
-    return got.array, got.timestamps
+    return got.array, video_duration(got)
 
 
 def prepare(
@@ -49,13 +50,13 @@ def prepare(
     n = frames or adapter.default_frames()
     if n < 1:
         raise InvalidRequestError(f"frames must be >= 1 (got {n})")
-    array, timestamps = sample_for(adapter, video, n, exact=not fast_resize)
+    array, duration = sample_for(adapter, video, n, exact=not fast_resize)
     batch = adapter.pixels(array, exact=not fast_resize)
     before, after = adapter.prompt_ids(question)
     height, width = array.shape[1:3]
     count = adapter.video_token_count(len(array), width, height)
     video_id = adapter.tokenizer.convert_tokens_to_ids(adapter.video_token)
     ids = torch.tensor([[*before, *([video_id] * count), *after]], dtype=torch.long)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    inputs.update(adapter.official_inputs(batch, timestamps))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), **adapter.text_inputs(ids)}
+    inputs.update(adapter.official_inputs(batch, duration))
     return inputs

@@ -1,19 +1,19 @@
 """Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``): Qwen2-VL's processing, a windowed
 vision tower, and absolute time in M-RoPE.
 
-The temporal position of step t is ``floor(t x tokens_per_second x seconds per step)``:
-seconds per step is ``temporal_patch_size`` x the spacing of the sampled frames' real
-timestamps (2 frames of a 64-frame sample of a 600 s video: 18.9 s, temporal ids 37 apart),
-computed in float32 as transformers' ``get_rope_index`` does. ``longvid.prepare`` returns
-it as ``second_per_grid_ts``. Frames given as an array carry no time: 2 fps is assumed,
-the processor's default.
+The temporal position of step t is ``floor(t x tokens_per_second x seconds per step)``,
+computed in float32 as transformers' ``get_rope_index`` does. Seconds per step is
+``temporal_patch_size`` / the sampled rate, and the sampled rate is what transformers'
+``VideoMetadata.sampled_fps`` says: frames sampled / the video's duration (frame count /
+frame rate). 64 frames of a 600 s video: 18.75 s a step, temporal ids 37.5 apart; of a 30 s
+video: 0.94 s, 1.875 apart. ``longvid.prepare`` returns it as ``second_per_grid_ts``.
+Frames given as an array carry no time: 2 fps is assumed, the processor's default.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from longvid.models.adapter import PixelBatch
@@ -28,19 +28,19 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
     model_classes: ClassVar[dict[str, str]] = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
     reference_7b: ClassVar[dict[str, Geometry]] = {"qwen2_5_vl": QWEN_7B}
 
-    def seconds_per_step(self, timestamps: np.ndarray | None) -> float:
-        """``temporal_patch_size`` x the mean spacing of the sampled frames."""
-        if timestamps is None or len(timestamps) < 2 or timestamps[-1] <= timestamps[0]:
+    def seconds_per_step(self, frames: int, duration: float | None) -> float:
+        """``temporal_patch_size`` / (``frames`` sampled over ``duration`` seconds)."""
+        if not duration or duration <= 0 or frames < 1:
             return self.temporal / ASSUMED_FPS
-        return self.temporal * float(timestamps[-1] - timestamps[0]) / (len(timestamps) - 1)
+        return self.temporal * duration / frames
 
-    def step_positions(self, steps: int, timestamps: np.ndarray | None) -> tuple[float, ...]:
+    def step_positions(self, steps: int, frames: int, duration: float | None) -> tuple[float, ...]:
         tokens_per_second = self.config.vision_config.tokens_per_second
-        interval = tokens_per_second * torch.tensor(self.seconds_per_step(timestamps), dtype=torch.float32)
+        interval = tokens_per_second * torch.tensor(self.seconds_per_step(frames, duration), dtype=torch.float32)
         return tuple(float(v) for v in (torch.arange(steps) * interval).long())
 
-    def official_inputs(self, batch: PixelBatch, timestamps: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        seconds = torch.tensor([self.seconds_per_step(timestamps)], dtype=torch.float32)
+    def official_inputs(self, batch: PixelBatch, duration: float | None = None) -> dict[str, torch.Tensor]:
+        seconds = torch.tensor([self.seconds_per_step(batch.frames, duration)], dtype=torch.float32)
         return {**super().official_inputs(batch), "second_per_grid_ts": seconds}
 
     @classmethod

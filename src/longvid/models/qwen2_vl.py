@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from longvid.models.adapter import FamilyAdapter, PixelBatch
@@ -81,8 +80,13 @@ class Qwen2VLAdapter(FamilyAdapter):
         x = values.view(gt, tp, c, gh // m, m, p, gw // m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
         return PixelBatch(x.reshape(gt * gh * gw, c * tp * p * p), frames, (gt, gh, gw))
 
-    def official_inputs(self, batch: PixelBatch, timestamps: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    def official_inputs(self, batch: PixelBatch, duration: float | None = None) -> dict[str, torch.Tensor]:
         return {"pixel_values_videos": batch.values, "video_grid_thw": torch.tensor([batch.grid_thw])}
+
+    def text_inputs(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        # the processor's token types: 1 for image tokens, 2 for video tokens
+        video_id = self.tokenizer.convert_tokens_to_ids(self.video_token)
+        return {"mm_token_type_ids": (input_ids == video_id).long() * 2}
 
     def encode(self, batch: PixelBatch) -> torch.Tensor:
         gt, gh, gw = batch.grid_thw

@@ -110,3 +110,53 @@ def save(family: str, path: str | Path, **sizes) -> Path:
     tokenizer.save_pretrained(path)
     (path / "preprocessor_config.json").write_text(json.dumps(preprocess, indent=1))
     return path
+
+
+def shrink_config(config, hidden: int = 64, heads: int = 2, layers: int = 2, vision_hidden: int = 32):
+    """A real checkpoint's config with few, narrow layers and its geometry kept: image size,
+    patch, merge and temporal sizes, feature layer, pooling, token ids, vocabulary, RoPE
+    type and base (M-RoPE sections scaled to the narrower heads). For random-weight models
+    that take exactly the real checkpoint's inputs."""
+    import copy
+
+    config = copy.deepcopy(config)
+    tc = config.text_config
+    head_dim = hidden // heads
+    old_head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+    tc.hidden_size, tc.num_attention_heads, tc.num_key_value_heads = hidden, heads, 1
+    tc.intermediate_size, tc.num_hidden_layers = 2 * hidden, layers
+    if getattr(tc, "head_dim", None):
+        tc.head_dim = head_dim
+    if getattr(tc, "layer_types", None):
+        tc.layer_types = tc.layer_types[:layers]
+    if getattr(tc, "max_window_layers", None):
+        tc.max_window_layers = min(tc.max_window_layers, layers)
+    rope = getattr(tc, "rope_parameters", None) or {}
+    if "mrope_section" in rope:
+        section = [s * head_dim // old_head_dim for s in rope["mrope_section"]]
+        section[0] += head_dim // 2 - sum(section)
+        tc.rope_parameters = {**rope, "mrope_section": section}
+    vc = config.vision_config
+    if hasattr(vc, "depth"):  # Qwen's vision towers
+        vc.depth, vc.num_heads = 2, 2
+        if hasattr(vc, "embed_dim"):  # Qwen2-VL: embed_dim wide, merger out to hidden_size
+            vc.embed_dim, vc.hidden_size = vision_hidden, hidden
+        else:  # Qwen2.5-VL: hidden_size wide, merger out to out_hidden_size
+            vc.hidden_size, vc.intermediate_size, vc.out_hidden_size = vision_hidden, 2 * vision_hidden, hidden
+            vc.fullatt_block_indexes = [1]
+    else:  # CLIP / SigLIP: 3 layers, as the LLaVA families read layer -2 or -1
+        vc.hidden_size, vc.intermediate_size, vc.num_attention_heads, vc.num_hidden_layers = (
+            vision_hidden, 2 * vision_hidden, 2, 3,
+        )  # fmt: skip
+    if hasattr(config, "spatial_pool_out_channels"):
+        config.spatial_pool_out_channels = vision_hidden
+    return config
+
+
+def from_real_config(config, seed: int = 0):
+    """A random-weight model of ``config``'s family shrunk by ``shrink_config``."""
+    import transformers
+
+    torch.manual_seed(seed)
+    cls = getattr(transformers, adapter_class(config.model_type).model_classes[config.model_type])
+    return cls(shrink_config(config)).to(torch.float32).eval()  # configs name fp16/bf16
