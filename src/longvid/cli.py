@@ -272,6 +272,52 @@ def tiny(
     print(f"wrote a tiny random {family} checkpoint to {path}")
 
 
+@app.command()
+def prepare(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (config, tokenizer, processor files).")],
+    out: Annotated[Path, typer.Option(help="Where to write the inputs (.safetensors).")],
+    frames: Annotated[int | None, typer.Option(help="Frames to sample (default: the checkpoint's).")] = None,
+    fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
+) -> None:
+    """Write the inputs a checkpoint's official processor would give (input_ids,
+    attention_mask, pixel_values_videos, ...) from longvid's sampling and preprocessing;
+    run them with plain transformers: model.generate(**safetensors.torch.load_file(OUT))."""
+    from safetensors.torch import save_file
+
+    from longvid.models.prepare import prepare as prepare_inputs
+
+    _quiet_transformers()
+    inputs = prepare_inputs(model, video, question, frames=frames, fast_resize=fast_resize)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in inputs.items()}, str(out))
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in inputs.items())
+    print(f"wrote {out}: {shapes}")
+
+
+@app.command()
+def inspect(
+    model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (no weights needed).")],
+    video: Annotated[Path | None, typer.Option(help="Video for the pixel check (default: the bundled sample).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What longvid feeds a checkpoint: family, prompt, tokens per frame, visual window,
+    preprocessing, and longvid's pixels against the official processor's."""
+    import json
+
+    from longvid.models.describe import SAMPLE, describe
+
+    _quiet_transformers()
+    report = describe(model, video=video or SAMPLE)
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    for key, value in report.items():
+        shown = repr(value) if key == "prompt" else value
+        print(f"{key:>34}  {shown}")
+
+
 ALL_EXTENDS = ["none", "linear", "ntk", "dynamic", "yarn", "visual-yarn", "visual-pi"]
 
 
