@@ -88,7 +88,9 @@ def odd_videos(tmp_path_factory, real_videos) -> dict[str, Path]:
             stream = container.add_stream("libx264", rate=12)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
             for f in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[100 : 100 + h, 300 : 300 + w]), format="rgb24")
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(f[100 : 100 + h, 300 : 300 + w]), format="rgb24"
+                )
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
         out[name] = path

@@ -72,7 +72,9 @@ def official_ids(hub_dir, tokenizer, family: str, video_token: str, count: int) 
     if template_file.exists():
         template = json.loads(template_file.read_text())["chat_template"]
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": QUESTION}]}]
-        text = tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            messages, chat_template=template, add_generation_prompt=True, tokenize=False
+        )
     else:
         text = DOCUMENTED_VIDEO_LLAVA.format(question=QUESTION)
     assert text.count(video_token) == 1
@@ -160,9 +162,10 @@ def test_ask_runs_on_each_real_config(llms, odd_videos, family):
     assert r.frames == 4 and r.generated_tokens == len(answer.token_ids) <= 2
     tok = llms[family].adapter.tokenizer
     assert answer.text == tok.decode(answer.token_ids, skip_special_tokens=True).strip()
-    assert r.prompt_tokens == longvid.prepare(llms[family].adapter, odd_videos["landscape"], QUESTION, frames=4)[
-        "input_ids"
-    ].shape[1]
+    assert (
+        r.prompt_tokens
+        == longvid.prepare(llms[family].adapter, odd_videos["landscape"], QUESTION, frames=4)["input_ids"].shape[1]
+    )
 
 
 def test_qwen25_time_follows_the_video(llms):
@@ -172,3 +175,41 @@ def test_qwen25_time_follows_the_video(llms):
     assert ad.seconds_per_step(64, 600.0) * 2 == pytest.approx(37.5)
     assert ad.seconds_per_step(64, 30.0) * 2 == pytest.approx(1.875)
     assert ad.step_positions(4, 64, 600.0) == (0.0, 37.0, 75.0, 112.0)
+
+
+def test_cli_inspect_and_prepare_on_a_real_checkpoint(hub_dirs, odd_videos, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from longvid.cli import main
+
+    assert main(["inspect", "--model", str(hub_dirs["llava_next_video"]), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["family"] == "llava_next_video" and report["weights_present"] is False
+    assert report["frame_size_fed"] == [336, 336] and report["tokens_per_frame"] == 144
+    assert (
+        report["visual_window"] == 32 * 144
+        and report["prompt"] == "USER: <video>\nWhat happens in this video? ASSISTANT:"
+    )
+    assert report["pixels_vs_official"]["mean"] <= 0.5 and report["pixels_vs_official"]["p99_9"] <= 4
+    out = tmp_path / "inputs.safetensors"
+    video = odd_videos["portrait"]
+    assert (
+        main(
+            [
+                "prepare",
+                str(video),
+                QUESTION,
+                "--model",
+                str(hub_dirs["qwen2_5_vl"]),
+                "--frames",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    saved = load_file(str(out))
+    want = longvid.prepare(hub_dirs["qwen2_5_vl"], video, QUESTION, frames=5)
+    assert set(saved) == set(want) >= {"input_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"}
+    assert all(torch.equal(saved[k], want[k]) for k in want)

@@ -257,7 +257,9 @@ def ask(
 
 @app.command()
 def tiny(
-    family: Annotated[str, typer.Argument(help="llava_onevision, qwen2_vl or qwen2_5_vl.")],
+    family: Annotated[
+        str, typer.Argument(help="llava_onevision, qwen2_vl, qwen2_5_vl, llava_next_video or video_llava.")
+    ],
     out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     grid: Annotated[int, typer.Option(help="Patches per frame side.")] = 8,
     hidden: Annotated[int, typer.Option(help="Language model width.")] = 64,
