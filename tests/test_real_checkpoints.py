@@ -213,3 +213,21 @@ def test_cli_inspect_and_prepare_on_a_real_checkpoint(hub_dirs, odd_videos, tmp_
     want = longvid.prepare(hub_dirs["qwen2_5_vl"], video, QUESTION, frames=5)
     assert set(saved) == set(want) >= {"input_ids", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"}
     assert all(torch.equal(saved[k], want[k]) for k in want)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_resize_feeds_the_same_shapes_and_tokens(adapters, llms, odd_videos, family):
+    """The decoder's resize lands on the size the exact path resizes to (every rule is
+    idempotent), so only pixel values differ; frames given as an array are resized either way."""
+    ad = adapters[family]
+    video = odd_videos["landscape"]
+    exact = longvid.prepare(ad, video, QUESTION, frames=4)
+    fast = longvid.prepare(ad, video, QUESTION, frames=4, fast_resize=True)
+    assert torch.equal(fast["input_ids"], exact["input_ids"])
+    assert fast["pixel_values_videos"].shape == exact["pixel_values_videos"].shape
+    assert not torch.equal(fast["pixel_values_videos"], exact["pixel_values_videos"])
+    for w, h in [(333, 187), (187, 333)]:
+        assert ad.spec.resized_size(*ad.spec.resized_size(w, h)) == ad.spec.resized_size(w, h)
+    frames = sample_frames(video, 4).array
+    answer = llms[family].ask(frames, QUESTION, max_new_tokens=1, fast_resize=True)
+    assert answer.report.prompt_tokens == exact["input_ids"].shape[1]

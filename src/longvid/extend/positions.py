@@ -10,8 +10,9 @@ differ), plus ``extra`` trailing tokens (LLaVA-OneVision's newline).
 - ``mrope_positions``: Qwen2-VL / Qwen2.5-VL's (3, L) ids (temporal, height, width). Text has
   all three equal; a video token at step t, row i, column j of its grid gets
   (p + τ_t/s, p + i', p + j'), where τ_t is the step's temporal position (t, or Qwen2.5-VL's
-  floor(t·interval) from real time, ``VisualSpan.step_positions``) and i', j' are the row/column in the unpooled grid's
-  units (a stride-2 grid's rows sit at 0.5, 2.5, ...), so every frame covers the same area.
+  floor(t·interval) from real time, ``VisualSpan.step_positions``) and i', j' are the
+  row/column in the unpooled grid's units (a stride-2 grid's rows sit at 0.5, 2.5, ...), so
+  every frame covers the same area.
   Text after a video starts at the video's largest position + 1. (transformers 5.23 restarts
   it at p + max(h, w), which overlaps the temporal positions of long videos, and its
   generate() then continues from max + 1, so its prefill and decode disagree.)

@@ -73,10 +73,14 @@ class FamilyAdapter(ABC):
     def pixel_spec(self) -> PixelSpec:
         """The official processor's frame preprocessing, from the checkpoint's config."""
 
-    @abstractmethod
     def native_grid(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
         """(h, w) tokens of one temporal step before longvid's pooling, for frames of
-        ``width`` x ``height`` (or the largest the processor allows when not given)."""
+        ``width`` x ``height`` (or the largest the processor allows when not given). By
+        default: the tower's input size over its patch size, one token a patch (the fixed and
+        cropped sizes of the LLaVA families do not depend on the frame)."""
+        w, h = self.spec.output_size(width or 1, height or 1)
+        patch = self.config.vision_config.patch_size
+        return h // patch, w // patch
 
     @abstractmethod
     def encode(self, batch: PixelBatch) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -146,11 +150,11 @@ class FamilyAdapter(ABC):
         exactly after decoding; the resized size when the decoder does it (``exact=False``)."""
         return None if exact else self.spec.resized_size(width, height)
 
-    def pixels(self, frames: np.ndarray, exact: bool = True) -> PixelBatch:
+    def pixels(self, frames: np.ndarray) -> PixelBatch:
         """uint8 (t, H, W, 3) RGB frames → the vision tower's input, on the model's device."""
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise InvalidRequestError(f"frames must be (t, H, W, 3) RGB (got shape {tuple(frames.shape)})")
-        values = self.spec.normalize(self.spec.uint8(frames, exact))
+        values = self.spec.normalize(self.spec.uint8(frames))
         batch = self.layout(values)
         if self.model is not None:
             batch.values = batch.values.to(device=self.device, dtype=self.dtype)
@@ -181,6 +185,16 @@ class FamilyAdapter(ABC):
     def native_tokens_per_frame(self, grid_h: int, grid_w: int) -> float:
         """Tokens per frame with the family's own pooling (what W_v is measured in)."""
         return self.default_pooling().expected_tokens(1, grid_h, grid_w) / self.frames_per_step
+
+    def visual_window(self, grid: tuple[int, int] | None = None) -> int:
+        """W_v: the checkpoint's own (a testbed card's ``longvid_visual_window``), else frames
+        the family was trained with x tokens per frame of ``grid``."""
+        config_value = getattr(self.config, "longvid_visual_window", None)
+        if config_value:
+            return int(config_value)
+        if grid is None:
+            raise InvalidRequestError("visual window unknown before the first frame is encoded")
+        return round(self.trained_frames * self.native_tokens_per_frame(*grid))
 
     def reference_geometry(self) -> Geometry | None:
         return self.reference_7b.get(self.config.model_type)

@@ -1,15 +1,15 @@
 """The one inference path every family shares; adapters only map their model onto it.
 
-``VideoLLM.ask`` runs: sample frames (streaming, resized on decode) → encode each chunk of
-frames with the family's vision tower and projector → pool each chunk as it comes (the
-schedule decides each frame's stride) → lay out text and visual tokens → choose positions
-and RoPE frequencies for the extension mode → prefill the language model in chunks,
-computing logits for the last position only → greedy decoding with positions that continue
-exactly where the prefill's stopped.
+``VideoLLM.ask`` runs: sample frames (streaming) → resize and normalise them as the family's
+official processor does → encode each chunk of frames with the family's vision tower and
+projector → pool each chunk as it comes (the schedule decides each frame's stride) → lay out
+text and visual tokens → choose positions and RoPE frequencies for the extension mode →
+prefill the language model in chunks, computing logits for the last position only → greedy
+decoding with positions that continue exactly where the prefill's stopped.
 
-A family adapter (one file in ``longvid.models``) supplies: frame size and pixel tensors,
-``encode`` (pixels → (steps, h, w, c) grids in the language model's space), the prompt
-around the video, extra visual tokens, and which position layout it uses.
+A family adapter (one file in ``longvid.models``, base class in ``adapter.py``) supplies:
+its preprocessing, ``encode`` (pixels → (steps, h, w, c) grids in the language model's
+space), the prompt around the video, extra visual tokens, and which position layout it uses.
 """
 
 from __future__ import annotations
@@ -169,12 +169,7 @@ class VideoLLM:
         """W_v: frames the checkpoint was trained with × tokens per frame (overridable)."""
         if self._visual_window is not None:
             return self._visual_window
-        config_value = getattr(self.adapter.config, "longvid_visual_window", None)
-        if config_value:
-            return int(config_value)
-        if grid is None:
-            raise InvalidRequestError("visual window unknown before the first frame is encoded")
-        return round(self.adapter.trained_frames * self.adapter.native_tokens_per_frame(*grid))
+        return self.adapter.visual_window(grid)
 
     # ------------------------------------------------------------------ stages
 
@@ -214,7 +209,7 @@ class VideoLLM:
             t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
             bar.update(len(frames_chunk))
             with torch.inference_mode():
-                pooler.add(self.adapter.encode(self.adapter.pixels(frames_chunk.array, exact)))  # (steps, h, w, d)
+                pooler.add(self.adapter.encode(self.adapter.pixels(frames_chunk.array)))  # (steps, h, w, d)
             all_frames.append(_without_pixels(frames_chunk))  # decoded frames are not kept
             t_decode += t1 - t_prev
             t_prev = time.perf_counter()
@@ -264,7 +259,7 @@ class VideoLLM:
         grids, prefixes = [], []
         with torch.inference_mode():
             for part in parts:
-                out = ad.encode(ad.pixels(sampled.array[part], not fast_resize))
+                out = ad.encode(ad.pixels(sampled.array[part]))
                 grid, prefix = out if isinstance(out, tuple) else (out, None)
                 grids.append(grid)
                 prefixes.append(prefix)

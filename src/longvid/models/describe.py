@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from longvid.models.base import VideoLLM
 from longvid.models.reference import compare, official_frames
 from longvid.models.registry import read_adapter
 
@@ -29,10 +28,9 @@ def describe(model: str | Path, question: str = "What happens in this video?", v
     official = official_frames(ad, native)
     exact = ad.spec.normalize(ad.spec.uint8(native))
     fast_frames = reader.sample(n=CHECK_FRAMES, size=ad.frame_size(width, height, exact=False)).array
-    fast = ad.spec.normalize(ad.spec.uint8(fast_frames, exact=False))
+    fast = ad.spec.normalize(ad.spec.uint8(fast_frames))
     source = files.source
     weights = isinstance(source, Path) and (any(source.glob("*.safetensors")) or any(source.glob("*.bin")))
-    window = VideoLLM(ad).visual_window(grid)
     return {
         "model": files.name,
         "family": files.config.model_type,
@@ -51,7 +49,7 @@ def describe(model: str | Path, question: str = "What happens in this video?", v
         "tokens_per_frame": ad.native_tokens_per_frame(*grid),
         "trained_frames": frames,
         "visual_tokens_at_trained_frames": ad.video_token_count(frames, width, height),
-        "visual_window": window,
+        "visual_window": ad.visual_window(grid),
         "language_window": ad.language_window(),
         "positions": ad.position_layout,
         "pixels_vs_official": compare(ad, exact, official),

@@ -45,10 +45,6 @@ class LlavaOnevisionAdapter(FamilyAdapter):
     def pixel_spec(self) -> PixelSpec:
         return fixed_spec(self.preprocess, self.config.vision_config.image_size)
 
-    def native_grid(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
-        patch = self.config.vision_config.patch_size
-        return self.spec.height // patch, self.spec.width // patch
-
     def default_pooling(self) -> Schedule:
         return uniform(2)
 

@@ -51,7 +51,7 @@ def prepare(
     if n < 1:
         raise InvalidRequestError(f"frames must be >= 1 (got {n})")
     array, duration = sample_for(adapter, video, n, exact=not fast_resize)
-    batch = adapter.pixels(array, exact=not fast_resize)
+    batch = adapter.pixels(array)
     before, after = adapter.prompt_ids(question)
     height, width = array.shape[1:3]
     count = adapter.video_token_count(len(array), width, height)

@@ -9,8 +9,9 @@ Three resize rules cover the five families:
   kept within [``min_pixels``, ``max_pixels``] (Qwen2-VL, Qwen2.5-VL).
 
 Then bicubic with antialiasing on RGB, rescale to [0, 1], normalise with the checkpoint's
-mean and std. ``exact=False`` moves the resize into the decoder (swscale, area filter, in
-YUV): faster on large videos, and measurably different (docs/models.md).
+mean and std. Frames that already have the resized size (the decoder resized them, longvid's
+``fast_resize``: swscale, area filter, in YUV) are only cropped: faster on large videos, and
+measurably different (docs/models.md).
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ class PixelSpec:
             return self.crop_width, self.crop_height
         return self.resized_size(width, height)
 
-    def uint8(self, frames: np.ndarray, exact: bool = True) -> torch.Tensor:
-        """uint8 (t, H, W, 3) → uint8 (t, 3, h, w): resized (unless the decoder already did,
-        ``exact=False``) and cropped."""
+    def uint8(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (t, H, W, 3) → uint8 (t, 3, h, w): resized (a no-op when they already have
+        the resized size, every rule being idempotent) and cropped."""
         _, height, width, _ = frames.shape
-        x = resize_rgb(frames, self.resized_size(width, height), self.resample) if exact else _chw(frames)
+        x = resize_rgb(frames, self.resized_size(width, height), self.resample)
         if self.crop_width and self.crop_height:
             x = center_crop(x, (self.crop_width, self.crop_height))
         return x
@@ -102,10 +103,6 @@ class PixelSpec:
 
     def describe(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v not in (0, None)}
-
-
-def _chw(frames: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 
 
 def _stats(preprocess: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -58,11 +58,6 @@ class VideoLlavaAdapter(FamilyAdapter):
     def pixel_spec(self) -> PixelSpec:
         return shortest_edge_spec(self.preprocess, self.config.vision_config.image_size)
 
-    def native_grid(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
-        patch = self.config.vision_config.patch_size
-        w, h = self.spec.output_size(width or 1, height or 1)
-        return h // patch, w // patch
-
     def default_template(self) -> str:
         return USER_ASSISTANT
 
