@@ -37,13 +37,11 @@ def main() -> None:
         for seed in range(args.items):
             item = make_item("needle", 7_000_000 + seed, frames)
             visual = llm.encode_video(render_frames(item))
-            embeds, spans = llm.prompt(item.question, visual)
-            plan = llm.plan("visual-pi", spans, llm.visual_window(visual.native_grid))
-            positions = llm.positions(spans, plan)
+            layout = llm.layout(item.question, visual, "visual-pi")
             want = tok.convert_tokens_to_ids(item.answer)
             ref = None
             for bits in (16, 8, 4, 2):
-                logits, _ = llm.prefill(embeds, positions, plan, chunk=1024, kv_bits=bits)
+                logits, _ = llm.prefill(layout, chunk=1024, kv_bits=bits)
                 logits = logits[-1]
                 s = stats[bits]
                 s["correct"] += int(logits.argmax()) == want
@@ -51,7 +49,7 @@ def main() -> None:
                     ref = logits
                 s["agree"] += int(logits.argmax()) == int(ref.argmax())
                 s["max_diff"] = max(s["max_diff"], float((logits - ref).abs().max()))
-        tokens = int(embeds.shape[0])
+        tokens = layout.length
         for bits, s in stats.items():
             rec = {
                 "frames": frames,

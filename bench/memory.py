@@ -49,17 +49,13 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     # warm-up outside the measured window: decoder, allocator, kernels, and the KV path
     # itself; 16 frames spill past one cache block
     warm = llm.encode_video(default_sample(), 16, schedule)
-    w_embeds, w_spans = llm.prompt(question, warm)
-    w_plan = llm.plan("none", w_spans, 10**9)
-    llm.prefill(w_embeds, llm.positions(w_spans, w_plan), w_plan, kv_bits=cfg["kv_bits"])
-    del warm, w_embeds
+    llm.prefill(llm.layout(question, warm, visual_window=10**9, consume=True), kv_bits=cfg["kv_bits"])
+    del warm
     with PeakMemory() as total:
         visual = llm.encode_video(default_sample(), frames, schedule)
         tokens = visual.count
-        embeds, spans = llm.prompt_pieces(question, visual)  # consumed by prefill, as in ask
-        plan = llm.plan("none", spans, 10**9)
-        positions = llm.positions(spans, plan)
-        _, cache = llm.prefill(embeds, positions, plan, kv_bits=cfg["kv_bits"])
+        layout = llm.layout(question, visual, visual_window=10**9, consume=True)  # as in ask
+        _, cache = llm.prefill(layout, kv_bits=cfg["kv_bits"])
         from longvid.extend.kvcache import cache_bytes
 
         kv = cache_bytes(cache)

@@ -26,6 +26,7 @@ def main() -> None:
     from transformers import DynamicCache
 
     from longvid.models import load
+    from longvid.models.generation import forward
     from longvid.models.tiny import save
     from longvid.testbed.sample import default_sample
 
@@ -34,19 +35,18 @@ def main() -> None:
         sizes = dict(grid=27, patch=2, vision_hidden=32, hidden=512, layers=2, heads=4, kv_heads=4)
         llm = load(save("llava_onevision", Path(d) / "ov", **sizes))
     visual = llm.encode_video(default_sample(), args.frames)
-    embeds, spans = llm.prompt("what colour ?", visual)
-    plan = llm.plan("none", spans, 10**9)
-    positions = llm.positions(spans, plan)
+    layout = llm.layout("what colour ?", visual, "none", visual_window=10**9)
+    embeds, positions = layout.embeds, layout.positions
     seconds = {}
     for bits in (16, 4):
         t0 = time.perf_counter()
-        llm.prefill(embeds, positions, plan, chunk=1024, kv_bits=bits)
+        llm.prefill(layout, chunk=1024, kv_bits=bits)
         seconds[f"blockwise_{bits}bit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with torch.inference_mode():
         cache = DynamicCache(config=llm.adapter.text_config)
         for start in range(0, embeds.shape[0], 1024):
-            llm._forward(embeds[start : start + 1024], positions[start : start + 1024], cache)
+            forward(llm.adapter, embeds[start : start + 1024], positions[start : start + 1024], cache, last_only=True)
     seconds["sdpa_dynamic_16bit"] = time.perf_counter() - t0
     base = seconds["sdpa_dynamic_16bit"]
     for name, s in seconds.items():

@@ -13,6 +13,7 @@ from longvid.memory import PeakMemory
 from longvid.models import budget as budget_mod
 from longvid.models import load
 from longvid.models.budget import estimate
+from longvid.models.generation import forward
 from longvid.models.registry import REFERENCE_7B
 from longvid.models.tiny import save
 from tests.test_cli import SAMPLE
@@ -28,16 +29,14 @@ def test_quantized_cache_bytes_match_the_bit_width(ov, bits):
     llm = ov
     video = torch.randint(0, 255, (16, 32, 32, 3), dtype=torch.uint8).numpy()
     visual = llm.encode_video(video, frames=16)
-    embeds, spans = llm.prompt("which shape came first ?", visual)
-    plan = llm.plan("none", spans, 10_000)
-    positions = llm.positions(spans, plan)
-    one_shot = embeds.shape[0]
+    layout = llm.layout("which shape came first ?", visual, visual_window=10_000)
+    one_shot = layout.length
     tc = llm.adapter.text_config
-    ref_logits, ref_cache = llm.prefill(embeds, positions, plan, chunk=one_shot, kv_bits=16)
+    ref_logits, ref_cache = llm.prefill(layout, chunk=one_shot, kv_bits=16)
     block = 64
     cache = make_cache(bits, tc, block=block)
-    logits, cache = llm.prefill(embeds, positions, plan, chunk=one_shot, kv_bits=bits, cache=cache)
-    tokens = embeds.shape[0]
+    logits, cache = llm.prefill(layout, chunk=one_shot, kv_bits=bits, cache=cache)
+    tokens = layout.embeds.shape[0]
     head_dim = llm.adapter.head_dim()
     layers, kv_heads = tc.num_hidden_layers, tc.num_key_value_heads
     # fp32 on CPU: the unquantized cache holds 4-byte values
@@ -53,10 +52,10 @@ def test_quantized_cache_bytes_match_the_bit_width(ov, bits):
     # decoding then reads the quantized cache: small drift, growing as bits fall
     tol = {8: 1e-2, 4: 0.1, 2: 0.6}[bits]
     step = llm.adapter.language_model.get_input_embeddings()(torch.tensor([7]))
-    pos = positions.max() + 1
+    pos = layout.positions.max() + 1
     with torch.inference_mode():
-        a = llm._forward(step, torch.tensor([pos]), ref_cache)[-1]
-        b = llm._forward(step, torch.tensor([pos]), cache)[-1]
+        a = forward(llm.adapter, step, torch.tensor([pos]), ref_cache, last_only=True)[-1]
+        b = forward(llm.adapter, step, torch.tensor([pos]), cache, last_only=True)[-1]
     assert 0 < (a - b).abs().max() < tol
 
 
@@ -88,6 +87,18 @@ def test_guard_refuses_what_cannot_fit(ov, monkeypatch):
         InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try --pooling progressive"
     ):
         ov.ask(SAMPLE, "q", frames=256)
+    with pytest.raises(InvalidRequestError, match=r"--kv-bits 4 \(.* GiB\), --frames 128 \(.* GiB\)$"):
+        ov.ask(SAMPLE, "q", frames=256, pooling="progressive")
+
+
+def test_guard_names_what_each_alternative_needs(monkeypatch):
+    gib = 2**30
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 2 * gib)
+    need = budget_mod.Estimate(weights=10 * gib, vision=gib, kv_cache=3 * gib, prefill=gib)
+    smaller = budget_mod.Estimate(weights=10 * gib, vision=gib // 2, kv_cache=gib, prefill=0)
+    with pytest.raises(InvalidRequestError, match=r"needs about 5\.0 GiB .* 2\.0 GiB is free .* try --x \(1\.5 GiB\)$"):
+        budget_mod.guard(need, "cpu", lambda: {"--x": smaller})
+    budget_mod.guard(smaller, "cpu", lambda: {})  # 1.5 GiB fits in 2
 
 
 def test_analytic_7b_kv_cache():

@@ -4,6 +4,8 @@ say; prefill and step-by-step decoding agree; bad requests fail in one line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from longvid.extend.pooling import pool_grid, progressive, uniform
 from longvid.extend.rope import EXTEND_MODES
 from longvid.models import load
 from longvid.models.base import VideoLLM
+from longvid.models.generation import forward
 from longvid.models.tiny import FAMILIES, save
 
 QUESTION = "which shape came first ?"
@@ -32,9 +35,7 @@ def video():
 
 def last_logits(llm: VideoLLM, frames, extend: str, window: int | None = None, pooling=None) -> torch.Tensor:
     visual = llm.encode_video(frames, frames=len(frames), pooling=pooling)
-    embeds, spans = llm.prompt(QUESTION, visual)
-    plan = llm.plan(extend, spans, window or llm.visual_window(visual.native_grid))
-    logits, _ = llm.prefill(embeds, llm.positions(spans, plan), plan)
+    logits, _ = llm.prefill(llm.layout(QUESTION, visual, extend, window))
     return logits[-1]
 
 
@@ -74,7 +75,7 @@ def test_progressive_pooling_token_counts(tiny_models, video, family):
     llm = tiny_models[family]
     ad = llm.adapter
     native = ad.default_pooling().stride
-    schedule = progressive(group=4, high=native, low=2 * native)
+    schedule = progressive(group=4, high=native, low=2 * native, anchors="fixed")
     visual = llm.encode_video(video, frames=16, pooling=schedule)
     h, w = visual.native_grid
     steps = 16 // ad.frames_per_step
@@ -84,6 +85,10 @@ def test_progressive_pooling_token_counts(tiny_models, video, family):
     assert expected < uniform_tokens
     # anchors every 4th step keep the native stride
     assert visual.strides == [native if i % 4 == 0 else 2 * native for i in range(steps)]
+    # the default anchors (where the video changes) keep one anchor per group, anywhere in it
+    changed = llm.encode_video(video, frames=16, pooling=progressive(group=4, high=native, low=2 * native))
+    assert changed.count == visual.count
+    assert [changed.strides[g : g + 4].count(native) for g in range(0, steps, 4)] == [1] * -(-steps // 4)
 
 
 def test_progressive_formula_on_the_real_grid():
@@ -119,26 +124,26 @@ def test_prefill_and_stepwise_decode_agree(tiny_models, family, mode):
     rng = np.random.default_rng(2)
     frames = rng.integers(0, 255, (64, 32, 32, 3), dtype=np.uint8)  # 64 frames: temporal ids reach far
     visual = llm.encode_video(frames, frames=64)
-    embeds, spans = llm.prompt(QUESTION, visual)
-    plan = llm.plan(mode, spans, 64)
-    positions = llm.positions(spans, plan)
+    layout = llm.layout(QUESTION, visual, mode, visual_window=64)
+    embeds, positions = layout.embeds, layout.positions
     # teacher-force 4 more tokens both ways: one long prefill vs prefill + step-by-step
     extra = torch.tensor([5, 9, 13, 17])
     extra_embeds = llm.adapter.language_model.get_input_embeddings()(extra)
     nxt = positions.max() + 1 + torch.arange(4, dtype=positions.dtype)
     extra_pos = nxt.expand(3, -1) if positions.ndim == 2 else nxt
-    full, _ = llm.prefill(
-        torch.cat([embeds, extra_embeds]), torch.cat([positions, extra_pos], dim=-1), plan, all_logits=True
+    longer = replace(
+        layout, embeds=torch.cat([embeds, extra_embeds]), positions=torch.cat([positions, extra_pos], dim=-1)
     )
-    logits, cache = llm.prefill(embeds, positions, plan, chunk=37)  # chunked, too
+    full, _ = llm.prefill(longer, all_logits=True)
+    logits, cache = llm.prefill(layout, chunk=37)  # chunked, too
     steps = [logits[-1]]
     with torch.inference_mode():
         for k in range(4):
             p = extra_pos[..., k : k + 1]
-            steps.append(llm._forward(extra_embeds[k : k + 1], p, cache)[-1])
+            steps.append(forward(llm.adapter, extra_embeds[k : k + 1], p, cache, last_only=True)[-1])
     torch.testing.assert_close(torch.stack(steps), full[-5:], rtol=1e-4, atol=1e-4)
     if positions.ndim == 2:
-        end = spans[0].length + spans[1].length
+        end = layout.spans[0].length + layout.spans[1].length
         assert positions[0, end] == positions[:, :end].max() + 1  # text after the video starts past it
 
 

@@ -29,11 +29,9 @@ def frames_array():
 
 def ours(llm, frames, extend="none"):
     visual = llm.encode_video(frames, frames=len(frames))
-    embeds, spans = llm.prompt(QUESTION, visual)
-    plan = llm.plan(extend, spans, llm.visual_window(visual.native_grid))
-    positions = llm.positions(spans, plan)
-    logits, _ = llm.prefill(embeds, positions, plan, all_logits=True)
-    return logits, spans, positions, visual
+    layout = llm.layout(QUESTION, visual, extend)
+    logits, _ = llm.prefill(layout, all_logits=True)
+    return logits, layout.spans, layout.positions, visual
 
 
 def hf_inputs(llm, spans):

@@ -135,15 +135,14 @@ def test_transformers_on_prepare_equals_longvid(llms, odd_videos, family):
     video = odd_videos["portrait"]
     inputs = longvid.prepare(llm.adapter, video, QUESTION, frames=5)
     visual = llm.encode_video(video, frames=5)
-    embeds, spans = llm.prompt(QUESTION, visual)
-    plan = llm.plan("none", spans, llm.visual_window(visual.native_grid))
-    positions = llm.positions(spans, plan)
-    ours, _ = llm.prefill(embeds, positions, plan)
-    assert embeds.shape[0] == inputs["input_ids"].shape[1]
+    layout = llm.layout(QUESTION, visual)
+    positions = layout.positions
+    ours, _ = llm.prefill(layout)
+    assert layout.length == inputs["input_ids"].shape[1]
     kwargs = {}
     if llm.adapter.position_layout == "mrope":
         kwargs["position_ids"] = positions[:, None, :]
-        end = spans[0].length + spans[1].length
+        end = layout.spans[0].length + layout.spans[1].length
         types = inputs["mm_token_type_ids"]
         extra = {k: inputs[k] for k in ("second_per_grid_ts",) if k in inputs}
         ref, _ = llm.adapter.model.model.get_rope_index(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from longvid.video import FrameReader, iter_frames, minimum_decodes, probe, read_index_stamp, sample_frames
-from longvid.video.sampling import SEEK_COST_FRAMES
+from longvid.video.plan import SEEK_COST_FRAMES
 from tests.conftest import NUM_FRAMES, VIDEO_KINDS
 
 

@@ -15,7 +15,6 @@ Any transformers causal LM whose decoder layers sit in one ``nn.ModuleList`` of
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from torch import nn
 
 from longvid.encoder.model import VideoViT
 from longvid.errors import InvalidRequestError, ModelLoadError
+from longvid.lr import warmup_cosine
+from longvid.progress import bar
 
 
 @dataclass
@@ -250,7 +251,7 @@ def load_lm(path: str | Path):
 def load_captioner(folder: str | Path) -> tuple[VideoCaptioner, dict]:
     from safetensors.torch import load_file
 
-    from longvid.encoder.train import load_encoder
+    from longvid.encoder.dual import load_encoder
 
     folder = Path(folder)
     if not (folder / "captioner.json").exists():
@@ -293,8 +294,8 @@ def train_captioner(
     log=None,
 ) -> list[float]:
     """Train the resampler and gated layers on a manifest's captions; returns the losses."""
-    from longvid.encoder.data import read_manifest
-    from longvid.encoder.train import load_encoder, load_pixels
+    from longvid.encoder.data import load_pixels, read_manifest
+    from longvid.encoder.dual import load_encoder
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -312,28 +313,21 @@ def train_captioner(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     rng = torch.Generator().manual_seed(seed)
     losses = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc="captioner", unit="step")
+    meter = bar(progress, steps, "captioner", "step", leave=True)
     for step in range(steps):
         idx = torch.randint(len(clips), (min(batch, len(clips)),), generator=rng)
-        for group in opt.param_groups:  # cosine after 10 % warm-up
-            warm = max(1, steps // 10)
-            group["lr"] = lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in opt.param_groups:  # 10 % warm-up, then cosine
+            group["lr"] = warmup_cosine(step, peak=lr, total=steps, warmup=max(1, steps // 10))
         loss = model(pixels[idx], [captions[i] for i in idx.tolist()])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        meter.update(1)
+        meter.set_postfix(loss=f"{losses[-1]:.3f}")
         if log is not None:
             log(step, losses[-1])
-    if bar is not None:
-        bar.close()
+    meter.close()
     model.save(out, str(encoder_checkpoint), str(lm_path), frames)
     return losses

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from longvid.encoder.data import order_swapped, read_manifest
+from longvid.encoder.data import load_pixels, order_swapped, read_manifest
 from longvid.encoder.metrics import order_accuracy, recall_at_k
 from longvid.errors import InvalidRequestError
+from longvid.progress import bar
 
 
 @torch.no_grad()
@@ -28,7 +29,6 @@ def embed_clips(
     ``frames`` as subsequences of ``group`` frames (``interleave`` | ``chunks``) or at once
     with interpolated temporal embeddings (``interpolate``): longvid.encoder.long."""
     from longvid.encoder.long import long_video_embedding
-    from longvid.encoder.train import load_pixels
 
     if long is not None and mask_ratio:
         raise InvalidRequestError("masking at inference and a long-input mode do not combine")
@@ -38,10 +38,7 @@ def embed_clips(
     device = model.video.pos_spatial.device
     videos, texts = [], []
     steps = range(0, len(clips), batch)
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc="embedding clips", unit="batch")
+    meter = bar(progress, len(steps), "embedding clips", "batch", leave=True)
     generator = torch.Generator(device=device).manual_seed(0)
     for i in steps:
         part = clips[i : i + batch]
@@ -51,6 +48,8 @@ def embed_clips(
         else:
             videos.append(torch.stack([long_video_embedding(model.video, p, group or frames, long) for p in pixels]))
         texts.append(model.text([c.caption for c in part]))
+        meter.update(1)
+    meter.close()
     return torch.cat(videos).float(), torch.cat(texts).float()
 
 

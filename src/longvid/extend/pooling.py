@@ -26,6 +26,10 @@ import torch.nn.functional as F
 from longvid.errors import InvalidRequestError
 
 POOLING_OPS = ("bilinear", "average", "max")
+POOLING_MODES = ("uniform", "progressive")
+ANCHOR_MODES = ("fixed", "change")
+# the setting docs/results.md measured progressive pooling with: anchors where the video changes
+DEFAULT_ANCHORS = "change"
 
 
 def pooled_side(side: int, stride: int) -> int:
@@ -81,18 +85,23 @@ class Schedule:
     group: int = 4  # progressive
     high: int = 2
     low: int = 4
-    anchors: str = "fixed"  # fixed | change
+    anchors: str = DEFAULT_ANCHORS  # fixed | change
     _last_anchor: torch.Tensor | None = field(default=None, repr=False)
     _seen: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("uniform", "progressive"):
-            raise InvalidRequestError(f"unknown pooling {self.kind!r}; choose uniform or progressive")
-        if self.anchors not in ("fixed", "change"):
-            raise InvalidRequestError(f"unknown anchors {self.anchors!r}; choose fixed or change")
+        if self.kind not in POOLING_MODES:
+            raise InvalidRequestError(f"unknown pooling {self.kind!r}; choose from {', '.join(POOLING_MODES)}")
+        if self.anchors not in ANCHOR_MODES:
+            raise InvalidRequestError(f"unknown anchors {self.anchors!r}; choose from {', '.join(ANCHOR_MODES)}")
         for name in ("stride", "group", "high", "low"):
             if getattr(self, name) < 1:
                 raise InvalidRequestError(f"pooling {name} must be >= 1 (got {getattr(self, name)})")
+
+    def describe(self) -> str:
+        if self.kind == "uniform":
+            return f"uniform(stride={self.stride})"
+        return f"progressive(group={self.group}, high={self.high}, low={self.low}, anchors={self.anchors})"
 
     def reset(self) -> None:
         self._last_anchor, self._seen = None, 0
@@ -145,5 +154,5 @@ def uniform(stride: int = 2) -> Schedule:
     return Schedule(kind="uniform", stride=stride)
 
 
-def progressive(group: int = 4, high: int = 2, low: int = 4, anchors: str = "fixed") -> Schedule:
+def progressive(group: int = 4, high: int = 2, low: int = 4, anchors: str = DEFAULT_ANCHORS) -> Schedule:
     return Schedule(kind="progressive", group=group, high=high, low=low, anchors=anchors)

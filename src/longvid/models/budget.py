@@ -11,6 +11,7 @@ estimate and what would make it fit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -55,6 +56,11 @@ class Estimate:
     @property
     def total(self) -> int:
         return self.weights + self.vision + self.kv_cache + self.prefill
+
+    @property
+    def beyond_weights(self) -> int:
+        """What a request adds to a loaded model."""
+        return self.total - self.weights
 
     def to_dict(self) -> dict:
         return {**asdict(self), "total": self.total}
@@ -130,19 +136,15 @@ def available_bytes(device: str | torch.device) -> int:
     return psutil.virtual_memory().available
 
 
-def guard(need: Estimate, device: str | torch.device, frames: int, kv_bits: int, pooling: str) -> None:
-    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory."""
+def guard(need: Estimate, device: str | torch.device, alternatives: Callable[[], dict[str, Estimate]]) -> None:
+    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory;
+    the message names each alternative (an option → its estimate) with what it would need."""
     free = available_bytes(device)
-    request = need.total - need.weights  # the weights are already in memory
+    request = need.beyond_weights
     if request <= free:
         return
-    tips = []
-    if pooling != "progressive":
-        tips.append("--pooling progressive (about 56 % fewer visual tokens)")
-    if kv_bits > 4:
-        tips.append("--kv-bits 4 (28 % of the 16-bit KV cache)")
-    tips.append(f"fewer frames (--frames {max(1, frames // 2)})")
     gib = 2**30
+    tips = [f"{option} ({alt.beyond_weights / gib:.1f} GiB)" for option, alt in alternatives().items()]
     raise InvalidRequestError(
         f"this request needs about {request / gib:.1f} GiB beyond the weights (KV cache "
         f"{need.kv_cache / gib:.1f}, prefill {need.prefill / gib:.1f}, vision {need.vision / gib:.1f}) but only "

@@ -12,7 +12,6 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.models.adapter import FamilyAdapter
-from longvid.models.base import video_duration
 from longvid.models.registry import read_adapter
 from longvid.video import FrameReader, Frames
 
@@ -21,13 +20,13 @@ def sample_for(adapter: FamilyAdapter, video: str | Path | Frames | np.ndarray, 
     """(uint8 frames, seconds of video or None): ``frames`` spread first-to-last over a file
     (sized for the decoder when ``exact`` is False), or the frames given."""
     if isinstance(video, Frames):
-        return video.array, video_duration(video)
+        return video.array, video.duration
     if isinstance(video, np.ndarray):
         return video, None
     reader = FrameReader(video)
     size = adapter.frame_size(reader.info.width, reader.info.height, exact)
     got = reader.sample(n=frames, size=size)
-    return got.array, video_duration(got)
+    return got.array, got.duration
 
 
 def prepare(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from longvid.extend.kvcache import cache_bytes
 from longvid.memory import PeakMemory
-from longvid.models.base import VideoLLM, parse_pooling
+from longvid.models.base import VideoLLM
 from longvid.models.budget import estimate
 from longvid.models.registry import REFERENCE_7B
 
@@ -53,14 +53,12 @@ def profile(
 ) -> list[ProfileRow]:
     ad = llm.adapter
     weights = sum(p.numel() * p.element_size() for p in ad.model.parameters())
-    schedule = parse_pooling(pooling, ad, 4, None, None, "fixed")
+    schedule = llm.schedule(pooling)
     # one unrecorded run first: imports, allocator and decoder
     # warm-up would otherwise land in the first row
     warm = llm.encode_video(video, min(frames), schedule)
-    w_embeds, w_spans = llm.prompt(question, warm)
-    w_plan = llm.plan(extend, w_spans, llm.visual_window(warm.native_grid))
-    llm.prefill(w_embeds, llm.positions(w_spans, w_plan), w_plan, chunk=prefill_chunk, kv_bits=kv_bits)
-    del warm, w_embeds
+    llm.prefill(llm.layout(question, warm, extend, consume=True), chunk=prefill_chunk, kv_bits=kv_bits)
+    del warm
     rows = []
     for n in frames:
         gc.collect()
@@ -69,11 +67,10 @@ def profile(
             with PeakMemory(ad.device) as vision:
                 visual = llm.encode_video(video, n, schedule)
             t1 = time.perf_counter()
-            embeds, spans = llm.prompt(question, visual)
-            plan = llm.plan(extend, spans, llm.visual_window(visual.native_grid))
-            positions = llm.positions(spans, plan)
+            n_visual = visual.count
+            layout = llm.layout(question, visual, extend, consume=True)
             with PeakMemory(ad.device) as prefill:
-                _, cache = llm.prefill(embeds, positions, plan, chunk=prefill_chunk, kv_bits=kv_bits)
+                _, cache = llm.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits)
             t2 = time.perf_counter()
             kv = cache_bytes(cache)
             del cache
@@ -85,7 +82,7 @@ def profile(
         rows.append(
             ProfileRow(
                 frames=n,
-                visual_tokens=int(visual.embeds.shape[0]),
+                visual_tokens=n_visual,
                 weights=weights,
                 vision=vision.added,
                 kv_cache=kv,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from longvid.bundled import default_model_path
 from longvid.errors import InvalidRequestError, ModelLoadError, UnsupportedModelError
 from longvid.models.adapter import FamilyAdapter
 from longvid.models.base import VideoLLM
@@ -57,8 +58,6 @@ def default_dtype(device: str) -> torch.dtype:
 
 def default_model() -> Path:
     """The bundled testbed checkpoint, the model used when none is named."""
-    from longvid.testbed import default_model_path  # data shipped beside the code, not a layer above
-
     return default_model_path()
 
 

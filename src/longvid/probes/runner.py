@@ -25,8 +25,9 @@ import numpy as np
 
 from longvid.errors import InvalidRequestError
 from longvid.memory import PeakMemory
-from longvid.models.base import VideoLLM, parse_pooling
+from longvid.models.base import VideoLLM
 from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
+from longvid.progress import bar
 
 EVAL_SEED_BASE = 2_000_000  # probe seeds: never used in training (testbed trains below 1e6)
 
@@ -60,14 +61,12 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def _first_token(
     llm: VideoLLM, question: str, visual, extend: str, measure: bool, kv_bits: int = 16
 ) -> tuple[str, float, int]:
-    embeds, spans = llm.prompt(question, visual)
-    plan = llm.plan(extend, spans, llm.visual_window(visual.native_grid))
-    positions = llm.positions(spans, plan)
+    layout = llm.layout(question, visual, extend)
     with PeakMemory(llm.adapter.device) as mem:
-        logits, _ = llm.prefill(embeds, positions, plan, kv_bits=kv_bits)
+        logits, _ = llm.prefill(layout, kv_bits=kv_bits)
     token = int(logits[-1].argmax())
     word = llm.adapter.tokenizer.convert_ids_to_tokens(token)
-    return word, plan.scale, (mem.added if measure else 0)
+    return word, layout.plan.scale, (mem.added if measure else 0)
 
 
 def run_probe(
@@ -96,13 +95,9 @@ def run_probe(
     if task != "needle" and depths != [None]:
         raise InvalidRequestError("depths apply to the needle task only")
     extends, poolings, frames = list(extends), list(poolings), list(frames)
-    schedules = {
-        p: parse_pooling(p, llm.adapter, 4, None, None, "change" if p == "progressive" else "fixed") for p in poolings
-    }
-    from tqdm.auto import tqdm
-
+    schedules = {p: llm.schedule(p) for p in poolings}
     total = len(frames) * samples * len(depths) * len(extends) * len(poolings)
-    bar = tqdm(total=total, desc=f"probe {task}", disable=not progress, leave=False)
+    meter = bar(progress, total, f"probe {task}")
     for n in frames:
         for k in range(samples):
             item_seed = EVAL_SEED_BASE + seed * 100_000 + k
@@ -135,8 +130,8 @@ def run_probe(
                             scale=round(scale, 4),
                             peak_bytes=peak,
                         )
-                        bar.update(1)
-    bar.close()
+                        meter.update(1)
+    meter.close()
 
 
 def _frames_for(item, mode: str) -> np.ndarray:

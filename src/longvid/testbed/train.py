@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
+from longvid.lr import warmup_cosine
 from longvid.probes.tasks import FORMS, TASKS, make_item, render_frames
 
 EVAL_SEED_OFFSET = 1_000_000  # held-out seeds: training never reaches them
@@ -183,11 +184,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, log=print) -> dict:
     batcher = Batcher(tokenizer, math.ceil(cfg.grid / 2) ** 2, QUESTION_AROUND_VIDEO if cfg.question_first else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    def lr_at(step: int) -> float:  # cosine to 5 % of the peak
+        return warmup_cosine(step, peak=cfg.lr, total=cfg.steps, warmup=cfg.warmup, floor=0.05 * cfg.lr)
 
     t0 = time.time()
     seed = cfg.seed * 10_000_000  # item seeds: a later stage never repeats an earlier one's videos

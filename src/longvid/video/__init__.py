@@ -1,15 +1,9 @@
 """Reading videos: probing, exact and fast frame sampling, streaming; procedural videos."""
 
 from longvid.video.container import FrameIndex, VideoInfo, frame_index, probe
-from longvid.video.sampling import (
-    DecodeStats,
-    FrameReader,
-    Frames,
-    iter_frames,
-    minimum_decodes,
-    sample_frames,
-    uniform_indices,
-)
+from longvid.video.frames import DecodeStats, Frames
+from longvid.video.plan import minimum_decodes, uniform_indices
+from longvid.video.sampling import FrameReader, iter_frames, sample_frames
 from longvid.video.sheet import contact_sheet, save_contact_sheet
 from longvid.video.synth import Event, Scene, random_scene, read_index_stamp, stamp_index, write_video
 

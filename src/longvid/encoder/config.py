@@ -1,0 +1,119 @@
+"""The encoder trainer's configuration: stages and their defaults, every key checked, read
+from a TOML or YAML file whose relative paths are taken from the file's folder."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from longvid.errors import InvalidRequestError
+
+STAGES = {
+    "image": dict(frames=1, mask_ratio=0.5, trainable="all"),
+    "short": dict(frames=16, mask_ratio=0.75, trainable="all"),
+    "long": dict(frames=64, mask_ratio=0.75, trainable="last:4"),
+}
+
+
+# keys that do not change what is computed: a resumed run may set them differently
+RESUME_MAY_CHANGE = {"workers", "threads", "save_every", "eval_manifest", "cache_decoded"}
+
+
+@dataclass
+class EncoderTrainConfig:
+    manifest: str
+    out: str
+    stage: str = "short"
+    frames: int | None = None  # stage default
+    mask_ratio: float | None = None  # stage default
+    trainable: str | None = None  # all | last:K (stage default)
+    size: str = "micro"  # VideoViT size (ignored when ``init`` gives a model)
+    backbone: str = "joint"
+    pooling: str = "mean"
+    resolution: int | None = None  # frame side in pixels (default: the size's image_size)
+    init: str | None = None  # checkpoint of an earlier stage
+    inflate: str = "central"  # image -> video kernel inflation
+    text: str | None = None  # transformers encoder folder; None: all-MiniLM-L6-v2
+    text_trainable: str = "head"  # head | all
+    steps: int = 1000
+    batch: int = 32  # clips per rank per step
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup: int = 50
+    schedule: str = "cosine"  # cosine | constant (after warmup)
+    min_lr: float = 0.0
+    seed: int = 0
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    grad_checkpointing: bool = False
+    distributed: str = "ddp"  # ddp | fsdp (under torchrun)
+    workers: int = 2  # DataLoader processes decoding videos
+    cache_decoded: bool = False  # keep decoded clips in memory (small sets; decodes in-process once)
+    threads: int = 1  # torch threads per process (1: 2 threads under contention ran 20x slower here)
+    save_every: int = 100
+    # each caption told in reverse order joins the video->text negatives (NegCLIP-style hard
+    # negatives): without them a batch rarely holds two captions that differ only in order
+    order_negatives: bool = False
+    eval_manifest: str | None = None  # R@1 and order accuracy on it at the end
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise InvalidRequestError(f"unknown stage {self.stage!r}; choose from {', '.join(STAGES)}")
+        for key, value in STAGES[self.stage].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        if self.stage == "image":
+            self.frames = 1
+        parse_trainable(self.trainable)
+        if self.text_trainable not in ("head", "all"):
+            raise InvalidRequestError(f"text_trainable must be head or all (got {self.text_trainable!r})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InvalidRequestError(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise InvalidRequestError(f"distributed must be ddp or fsdp (got {self.distributed!r})")
+        if self.schedule not in ("cosine", "constant"):
+            raise InvalidRequestError(f"schedule must be cosine or constant (got {self.schedule!r})")
+        if self.steps < 1 or self.batch < 1:
+            raise InvalidRequestError("steps and batch must be >= 1")
+
+
+def parse_trainable(text: str) -> int | None:
+    """``all`` -> None; ``last:K`` -> K."""
+    if text == "all":
+        return None
+    if text.startswith("last:") and text[5:].isdigit() and int(text[5:]) > 0:
+        return int(text[5:])
+    raise InvalidRequestError(f"trainable must be 'all' or 'last:K' (got {text!r})")
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> EncoderTrainConfig:
+    """A TOML or YAML file (top-level keys, or grouped in tables that are merged); paths in it
+    are relative to the file's folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidRequestError(f"no such config file: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raw = tomllib.loads(text)
+    except Exception as e:  # both parsers' errors become one clear message
+        raise InvalidRequestError(f"{path}: cannot parse config ({e})") from None
+    flat: dict = {}
+    for key, value in raw.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    flat.update(overrides or {})
+    known = {f.name for f in fields(EncoderTrainConfig)}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise InvalidRequestError(f"{path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
+    for key in ("manifest", "out", "init", "text", "eval_manifest"):
+        if flat.get(key) is not None and not Path(flat[key]).is_absolute():
+            flat[key] = str(path.parent / flat[key])
+    try:
+        return EncoderTrainConfig(**flat)
+    except TypeError as e:
+        raise InvalidRequestError(f"{path}: {e}") from None

@@ -1,0 +1,212 @@
+"""Stage one of the inference sequence: a video → visual tokens in the language model's
+space. Frames are decoded, resized, encoded and pooled chunk by chunk, so full-resolution
+features of the whole video never exist at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.extend.pooling import DEFAULT_ANCHORS, POOLING_MODES, Schedule, pool_frames, progressive, uniform
+from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
+from longvid.models.adapter import FamilyAdapter
+from longvid.models.results import VisualTokens
+from longvid.progress import Progress, bar
+from longvid.video import FrameReader, Frames, probe
+
+Video = str | Path | Frames | np.ndarray
+
+
+def schedule_for(
+    pooling: str | Schedule | None,
+    adapter: FamilyAdapter,
+    group: int = 4,
+    high: int | None = None,
+    low: int | None = None,
+    anchors: str = DEFAULT_ANCHORS,
+) -> Schedule:
+    """'uniform' (the family's own stride unless ``high``), 'progressive', or a Schedule."""
+    if isinstance(pooling, Schedule):
+        return pooling
+    native = adapter.default_pooling()
+    if pooling in (None, "uniform"):
+        return uniform(native.stride) if high is None else uniform(high)
+    if pooling == "progressive":
+        hi = high if high is not None else native.stride
+        lo = low if low is not None else 2 * hi
+        return progressive(group=group, high=hi, low=lo, anchors=anchors)
+    raise InvalidRequestError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLING_MODES)}")
+
+
+def chunk_size(adapter: FamilyAdapter, schedule: Schedule, chunk_frames: int) -> int:
+    """Frames per chunk: whole temporal steps, and whole pooling groups."""
+    step = adapter.frames_per_step * schedule.chunk_multiple
+    return max(step, (chunk_frames // step) * step)
+
+
+def video_grid(adapter: FamilyAdapter, video: Video) -> tuple[int, int]:
+    """(h, w) tokens of one temporal step of ``video`` before pooling, from its size alone
+    (a file is probed, not decoded)."""
+    if isinstance(video, Frames | np.ndarray):
+        arr = video.array if isinstance(video, Frames) else video
+        return adapter.native_grid(int(arr.shape[2]), int(arr.shape[1]))
+    info = probe(video)
+    return adapter.native_grid(info.width, info.height)
+
+
+def frame_chunks(adapter: FamilyAdapter, video: Video, frames: int, chunk: int, exact: bool = True) -> Iterator[Frames]:
+    """Consecutive chunks of ``frames`` uniformly sampled frames, decoded at the size the
+    family's processor starts from (arrays and ``Frames`` are taken whole, in chunks)."""
+    if isinstance(video, Frames | np.ndarray):
+        given = video if isinstance(video, Frames) else Frames.from_array(video)
+        for i in range(0, len(given), chunk):
+            yield given.slice(slice(i, i + chunk))
+        return
+    reader = FrameReader(video)
+    size = adapter.frame_size(reader.info.width, reader.info.height, exact)
+    yield from reader.iter_chunks(n=frames, chunk=chunk, size=size, threads=None)
+
+
+class Pooler:
+    """Pools chunks of frame features as they arrive and collects the visual tokens."""
+
+    def __init__(self, adapter: FamilyAdapter, schedule: Schedule) -> None:
+        self.adapter, self.schedule = adapter, schedule
+        schedule.reset()
+        self.blocks: list[torch.Tensor] = []
+        self.grids: list[tuple[int, int]] = []
+        self.strides: list[int] = []
+        self.before = 0
+        self.step_extra = 0
+        self.native: tuple[int, int] | None = None
+
+    def add(self, encoded: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> None:
+        """``encoded``: (steps, h, w, d) features, or with Video-LLaVA's unpooled CLS rows."""
+        grid, prefix = encoded if isinstance(encoded, tuple) else (encoded, None)
+        _, h, w, _ = grid.shape
+        strides = self.schedule.strides(grid)
+        pooled = [self.adapter.project(b) for b in pool_frames(grid, strides, self.adapter.pooling_op)]
+        if prefix is not None:
+            pooled = [torch.cat([p, b]) for p, b in zip(prefix, pooled, strict=True)]
+            self.step_extra = prefix.shape[1]
+        self.blocks.extend(pooled)
+        self.grids.extend((-(-h // s), -(-w // s)) for s in strides)
+        self.strides.extend(strides)
+        self.before += grid.shape[0] * (h * w + self.step_extra)
+        self.native = (int(h), int(w))
+
+    def finish(self, frames: Frames) -> VisualTokens:
+        extra = self.adapter.extra_visual_tokens()
+        blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
+        n_extra = 0 if extra is None else extra.shape[0]
+        return VisualTokens(
+            blocks=blocks,
+            grids=self.grids,
+            strides=self.strides,
+            extra=n_extra,
+            tokens_before_pooling=self.before + n_extra,
+            frames=frames,
+            native_grid=self.native,
+            step_extra=self.step_extra,
+            step_positions=self.adapter.step_positions(len(self.grids), len(frames), frames.duration),
+        )
+
+
+def encode_video(
+    adapter: FamilyAdapter,
+    video: Video,
+    frames: int,
+    schedule: Schedule,
+    *,
+    chunk_frames: int = 16,
+    progress: Progress = False,
+    timings: dict[str, float] | None = None,
+    rearrange: str = "none",
+    fast_resize: bool = False,
+) -> VisualTokens:
+    """Decode, encode and pool a video chunk by chunk. ``rearrange`` (INTP: interleave |
+    chunks) encodes subsequences of the trained frame count instead; it needs every frame
+    first, so it holds the unpooled features. ``fast_resize``: let the decoder resize
+    (swscale, area filter) instead of the exact bicubic-with-antialias resize after decoding."""
+    if frames < 1:
+        raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
+    if rearrange not in REARRANGE_MODES:
+        raise InvalidRequestError(f"unknown rearrangement {rearrange!r}; choose from {', '.join(REARRANGE_MODES)}")
+    pooler = Pooler(adapter, schedule)
+    chunk = chunk_size(adapter, schedule, chunk_frames)
+    if rearrange != "none":
+        return _encode_rearranged(adapter, video, frames, pooler, rearrange, chunk, fast_resize)
+    kept: list[Frames] = []
+    t_decode = t_encode = 0.0
+    t_prev = time.perf_counter()
+    meter = bar(progress, frames, "decode+encode", "frame")
+    for frames_chunk in frame_chunks(adapter, video, frames, chunk, exact=not fast_resize):
+        t1 = time.perf_counter()  # the generator decoded this chunk since t_prev
+        meter.update(len(frames_chunk))
+        with torch.inference_mode():
+            pooler.add(adapter.encode(adapter.pixels(frames_chunk.array)))  # (steps, h, w, d)
+        kept.append(frames_chunk.without_pixels())  # decoded frames are not kept
+        t_decode += t1 - t_prev
+        t_prev = time.perf_counter()
+        t_encode += t_prev - t1
+    meter.close()
+    if timings is not None:
+        timings["decode"] = timings.get("decode", 0.0) + t_decode
+        timings["encode"] = timings.get("encode", 0.0) + t_encode
+    return pooler.finish(Frames.join(kept))
+
+
+def _encode_rearranged(
+    adapter: FamilyAdapter, video: Video, frames: int, pooler: Pooler, mode: str, chunk: int, fast_resize: bool
+) -> VisualTokens:
+    if adapter.frames_per_step != 1:
+        raise InvalidRequestError(
+            f"{adapter.config.model_type} merges frames in its encoder; rearrangement would change them"
+        )
+    if pooler.schedule.kind == "progressive" and pooler.schedule.anchors == "change":
+        raise InvalidRequestError("change anchors need frames in order; use fixed anchors with rearrangement")
+    sampled = Frames.join(list(frame_chunks(adapter, video, frames, chunk, not fast_resize)), keep_pixels=True)
+    parts = split_frames(len(sampled), adapter.default_frames(), mode)
+    grids, prefixes = [], []
+    with torch.inference_mode():
+        for part in parts:
+            out = adapter.encode(adapter.pixels(sampled.array[part]))
+            grid, prefix = out if isinstance(out, tuple) else (out, None)
+            grids.append(grid)
+            prefixes.append(prefix)
+        grid = restore_order(grids, parts, len(sampled))
+        prefix = None if prefixes[0] is None else restore_order(prefixes, parts, len(sampled))
+        for i in range(0, len(sampled), chunk):
+            pooler.add(grid[i : i + chunk] if prefix is None else (grid[i : i + chunk], prefix[i : i + chunk]))
+    return pooler.finish(sampled.without_pixels())
+
+
+def encode_grid(adapter: FamilyAdapter, frames: np.ndarray, chunk_frames: int = 16) -> torch.Tensor:
+    """Unpooled features (steps, h, w, d) of uint8 frames, for callers that pool the same
+    video many ways (the probes' embedding cache)."""
+    step = adapter.frames_per_step
+    chunk = max(step, (chunk_frames // step) * step)
+    with torch.inference_mode():
+        parts = [adapter.encode(adapter.pixels(frames[i : i + chunk])) for i in range(0, len(frames), chunk)]
+    return torch.cat(parts)
+
+
+def pool_grid(
+    adapter: FamilyAdapter,
+    grid: torch.Tensor,
+    schedule: Schedule,
+    frames: Frames | None = None,
+    chunk_frames: int = 16,
+) -> VisualTokens:
+    """Pool cached unpooled features exactly as ``encode_video`` pools while encoding."""
+    pooler = Pooler(adapter, schedule)
+    steps = chunk_size(adapter, schedule, chunk_frames) // adapter.frames_per_step
+    with torch.inference_mode():
+        for i in range(0, grid.shape[0], steps):
+            pooler.add(grid[i : i + steps])
+    return pooler.finish(frames if frames is not None else Frames.placeholder(grid.shape[0] * adapter.frames_per_step))
