@@ -266,6 +266,20 @@ def load_captioner(folder: str | Path) -> tuple[VideoCaptioner, dict]:
     return model.eval(), meta
 
 
+def caption_clips(
+    captioner: VideoCaptioner, clips: list, frames: int, max_new_tokens: int, batch: int = 16
+) -> list[str]:
+    """Captions of ``clips`` (``encoder.data.Clip``), decoded and captioned ``batch`` at a time."""
+    from longvid.encoder.data import load_pixels
+
+    size = captioner.encoder.config.image_size
+    out: list[str] = []
+    for i in range(0, len(clips), batch):
+        pixels = torch.stack([load_pixels(c, frames, size) for c in clips[i : i + batch]])
+        out += captioner.generate(pixels, max_new_tokens)
+    return out
+
+
 def rouge_l(predictions: list[str], references: list[str]) -> float:
     """Mean ROUGE-L F1 (the ``rouge-score`` package, as the captioning papers report it)."""
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from longvid.evals.answers import parse_choice
 from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
+from longvid.progress import bar
 
 
 @dataclass
@@ -57,6 +58,28 @@ def read_results(path: Path, repair: bool = False) -> list[dict]:
     return records
 
 
+# answers are a letter or a short phrase naming an option; tokens past these are never read
+ANSWER_TOKENS = 16
+
+
+def device_for(device: str, shard: Shard) -> str:
+    """Under torchrun a bare ``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``)."""
+    if device.startswith("cuda") and shard.world > 1 and ":" not in device:
+        return f"cuda:{os.environ.get('LOCAL_RANK', shard.rank)}"
+    return device
+
+
+def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]]:
+    """``ask(video, prompt)`` for ``run_eval`` over a ``VideoLLM``: its answer, and the
+    frames and visual tokens it used for the results line."""
+
+    def ask(video: Path, prompt: str) -> tuple[str, dict]:
+        answer = llm.ask(video, prompt, max_new_tokens=ANSWER_TOKENS, **ask_options)
+        return answer.text, {"frames": answer.report.frames, "visual_tokens": answer.report.visual_tokens}
+
+    return ask
+
+
 def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
     """Ask one item and grade it; what is written per line."""
     prompt = build_prompt(bench, item)
@@ -90,8 +113,6 @@ def run_eval(
     ``ask(video, prompt) -> (response text, extra fields for the line)``. An item whose
     video cannot be read is recorded with its error and counted wrong (``on_error="raise"``
     stops instead)."""
-    from tqdm.auto import tqdm
-
     from longvid.errors import LongvidError
 
     out = Path(out)
@@ -107,7 +128,7 @@ def run_eval(
         done.update({r["id"]: r for r in read_results(out) if r["id"] not in done})
     todo = [it for it in mine if it.id not in done]
     correct = sum(bool(r.get("correct")) for r in done.values())
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"{bench} r{shard.rank}", disable=not progress)
+    meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     with path.open("a", encoding="utf-8") as f:
         for n, item in enumerate(todo, start=1):
             try:
@@ -122,9 +143,9 @@ def run_eval(
             f.write(json.dumps(rec) + "\n")
             f.flush()
             correct += bool(rec.get("correct"))
-            bar.update(1)
-            bar.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
-    bar.close()
+            meter.update(1)
+            meter.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
+    meter.close()
     if shard.world > 1:
         _barrier()
         if shard.rank != 0:

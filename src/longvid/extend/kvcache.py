@@ -35,8 +35,8 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.modes import KV_BITS
 
-KV_BITS = (16, 8, 4, 2)
 DEFAULT_GROUP = 64
 # Tokens a block holds. Quantizing and dequantizing whole 1,024-token blocks keeps the
 # per-call overhead small on CPU; the full-precision tail never exceeds a block plus a chunk.

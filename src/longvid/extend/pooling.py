@@ -24,12 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.modes import ANCHOR_MODES, DEFAULT_ANCHORS, POOLING_MODES
 
 POOLING_OPS = ("bilinear", "average", "max")
-POOLING_MODES = ("uniform", "progressive")
-ANCHOR_MODES = ("fixed", "change")
-# the setting docs/results.md measured progressive pooling with: anchors where the video changes
-DEFAULT_ANCHORS = "change"
 
 
 def pooled_side(side: int, stride: int) -> int:

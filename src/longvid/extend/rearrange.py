@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
-
-REARRANGE_MODES = ("none", "interleave", "chunks")
+from longvid.extend.modes import REARRANGE_MODES
 
 
 def split_frames(num_frames: int, group: int, mode: str = "interleave") -> list[np.ndarray]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.modes import EXTEND_MODES
 
 RopeFn = Callable[..., tuple[torch.Tensor, float]]
 
@@ -130,17 +131,6 @@ def inv_freq(
 
 
 # ----------------------------------------------------------------------------- modes
-
-# User-facing extension modes -> (RoPE variant, which window it scales against)
-EXTEND_MODES: dict[str, tuple[str, str]] = {
-    "none": ("default", "none"),
-    "linear": ("linear", "language"),
-    "ntk": ("ntk", "language"),
-    "dynamic": ("dynamic", "language"),
-    "yarn": ("yarn", "language"),
-    "visual-yarn": ("yarn", "visual"),
-    "visual-pi": ("default", "visual"),  # positions change, frequencies do not
-}
 
 
 @dataclass(frozen=True)

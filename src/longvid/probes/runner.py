@@ -14,6 +14,7 @@ with the ground truth. Accuracy comes with a Wilson 95 % interval.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections import defaultdict
@@ -248,3 +249,26 @@ def markdown(rows: list[Row], extends: list[str], poolings: list[str]) -> str:
 
 def to_jsonable(rows) -> list[dict]:
     return [asdict(r) if isinstance(r, Row) else r for r in rows]
+
+
+def write_results(
+    records: list[ProbeRecord],
+    out: str | Path,
+    name: str,
+    extends: list[str],
+    poolings: list[str],
+    heatmap_title: str | None = None,
+) -> tuple[Path, str]:
+    """``OUT/NAME.json`` (cells and every record) and ``OUT/NAME.md`` (the table), plus a
+    ``.png`` depth heatmap when ``heatmap_title`` is given; returns (the path stem, the table)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / name
+    rows = summarize(records)
+    payload = {"rows": to_jsonable(rows), "records": [asdict(r) for r in records]}
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    table = markdown(rows, extends, poolings)
+    stem.with_suffix(".md").write_text(table)
+    if heatmap_title is not None:
+        heatmap(records, stem.with_suffix(".png"), title=heatmap_title)
+    return stem, table

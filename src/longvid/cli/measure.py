@@ -1,0 +1,155 @@
+"""Commands that measure: probe (procedural tasks), profile (memory and time), eval (benchmarks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from longvid.cli.common import (
+    EXTEND_HELP,
+    KV_BITS_HELP,
+    POOLING_HELP,
+    app,
+    interactive,
+    parse_depths,
+    parse_list,
+    quiet_transformers,
+)
+from longvid.errors import InvalidRequestError
+from longvid.extend.modes import EXTEND_MODES, POOLING_MODES
+
+MODEL_HELP = "Checkpoint (default: the bundled testbed)."
+
+
+@app.command()
+def probe(
+    task: Annotated[str, typer.Option(help="needle, count or order.")] = "needle",
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    frames: Annotated[str, typer.Option(help="Frame counts, e.g. 16,32,64.")] = "16,32,64",
+    depths: Annotated[str | None, typer.Option(help="Needle depths, e.g. 0:1:0.25 (heatmap).")] = None,
+    extend: Annotated[str, typer.Option(help=f"Comma-separated modes: {EXTEND_HELP}.")] = "none",
+    pooling: Annotated[str, typer.Option(help=f"Comma-separated: {POOLING_HELP}.")] = "uniform",
+    sweep: Annotated[bool, typer.Option(help="Every extension mode x every pooling.")] = False,
+    samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
+    form: Annotated[str, typer.Option(help="short (one word) or mc (letter).")] = "short",
+    mode: Annotated[str, typer.Option(help="cache (encode once) or full (real video files).")] = "cache",
+    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the item set.")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest under contention).")] = 1,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON, Markdown and heatmap.")] = Path("out/probe"),
+) -> None:
+    """Accuracy of a model on a procedural long-video task across lengths and modes."""
+    import torch
+
+    from longvid.bundled import default_model_path
+    from longvid.models import load
+    from longvid.probes.runner import run_probe, write_results
+
+    torch.set_num_threads(threads)
+    quiet_transformers()
+    extends = list(EXTEND_MODES) if sweep else [e.strip() for e in extend.split(",")]
+    poolings = list(POOLING_MODES) if sweep else [p.strip() for p in pooling.split(",")]
+    llm = load(model)
+    records = list(
+        run_probe(
+            llm, task, parse_list(frames, int), depths=parse_depths(depths), extends=extends, poolings=poolings,
+            samples=samples, form=form, mode=mode, seed=seed, kv_bits=kv_bits, progress=interactive(),
+        )
+    )  # fmt: skip
+    title = None
+    if depths is not None:
+        shown = "the bundled testbed" if llm.adapter.name == str(default_model_path()) else llm.adapter.name
+        title = f"{task} ({form}) on {shown}"
+    stem, table = write_results(records, out, f"{task}_{form}", extends, poolings, heatmap_title=title)
+    print(table)
+    if title is not None:
+        print(f"heatmap: {stem}.png")
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+@app.command()
+def profile(
+    video: Annotated[Path | None, typer.Argument(help="Video (default: the bundled sample).")] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    frames: Annotated[str, typer.Option(help="Frame counts, e.g. 32,64,128,256.")] = "32,64,128,256",
+    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
+    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    prefill_chunk: Annotated[int | None, typer.Option(help="Tokens per prefill chunk (default: auto).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for the JSON and PNG.")] = Path("out/profile"),
+) -> None:
+    """Peak memory per stage (weights, vision, KV cache, prefill) and seconds, by frame count,
+    beside the analytic figure for the 7B model of the same family."""
+    from longvid.memory import return_freed_memory_to_os
+    from longvid.models import load
+    from longvid.models.profile import plot, table
+    from longvid.models.profile import profile as run_profile
+    from longvid.testbed.sample import default_sample
+
+    return_freed_memory_to_os()
+    quiet_transformers()
+    llm = load(model, device=device)
+    rows = run_profile(
+        llm, video or default_sample(), parse_list(frames, int), pooling=pooling, kv_bits=kv_bits, extend=extend,
+        prefill_chunk=prefill_chunk,
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1))
+    png = plot(rows, out / "profile.png", f"{llm.adapter.name} ({llm.family}), {pooling}, {kv_bits}-bit KV")
+    print(table(rows))
+    print(f"weights: {rows[0].weights / 2**20:.1f} MiB; wrote {out / 'profile.json'} and {png}")
+
+
+@app.command("eval")
+def eval_(
+    bench: Annotated[str | None, typer.Option(help="mlvu, videomme, longvideobench or egoschema.")] = None,
+    data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
+    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
+    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
+    out: Annotated[Path, typer.Option(help="Results, one JSON line per item (resumed if present).")] = Path(
+        "out/eval/results.jsonl"
+    ),
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK).")] = "cpu",
+    device_map: Annotated[str | None, typer.Option(help="e.g. auto: split a large checkpoint (accelerate).")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="Two results files: a side-by-side table instead of a run.")
+    ] = None,
+) -> None:
+    """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
+    with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
+    from longvid.evals.benchmarks import BENCHMARKS
+    from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval
+    from longvid.evals.runner import compare as compare_runs
+
+    if bench not in BENCHMARKS:
+        raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
+    if compare is not None:
+        print(compare_runs(bench, *compare))
+        return
+    if data is None:
+        raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
+    from longvid.models import load
+
+    quiet_transformers()
+    shard = Shard.from_env()
+    llm = load(model, device=device_for(device, shard), visual_window=visual_window, device_map=device_map)
+    ask = model_answerer(llm, frames=frames, extend=extend, pooling=pooling, kv_bits=kv_bits)
+    summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive())
+    if summary is None:
+        return  # ranks other than 0: rank 0 merges and reports
+    summary["config"] = {
+        "model": llm.adapter.name, "frames": frames or llm.trained_frames, "extend": extend, "pooling": pooling,
+        "kv_bits": kv_bits, "processes": shard.world,
+    }  # fmt: skip
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
+    print(format_summary(summary))
+    print(f"wrote {out} and {out.with_suffix('.summary.json')}")

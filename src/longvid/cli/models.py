@@ -1,0 +1,156 @@
+"""Commands on checkpoints: ask, serve, prepare, inspect, tiny."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from longvid.cli.common import (
+    ANCHORS_HELP,
+    EXTEND_HELP,
+    KV_BITS_HELP,
+    POOLING_HELP,
+    REARRANGE_HELP,
+    app,
+    interactive,
+    print_table,
+    quiet_transformers,
+)
+from longvid.errors import InvalidRequestError
+from longvid.models.families import FAMILIES
+
+MODEL_HELP = "Checkpoint folder or hub id (default: the bundled testbed)."
+
+
+@app.command()
+def ask(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="Question about the video.")],
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
+    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
+    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP} (uniform: the family's own).")] = "uniform",
+    group: Annotated[int, typer.Option(help="Progressive pooling: frames per anchor.")] = 4,
+    high: Annotated[int | None, typer.Option(help="Stride of anchor frames (default: the family's).")] = None,
+    low: Annotated[int | None, typer.Option(help="Stride of other frames (default: 2 x high).")] = None,
+    anchors: Annotated[
+        str | None, typer.Option(help=f"Progressive anchors: {ANCHORS_HELP} (default: change; fixed with --rearrange).")
+    ] = None,
+    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
+    rearrange: Annotated[str, typer.Option(help=f"INTP: {REARRANGE_HELP}.")] = "none",
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 32,
+    fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a question about a video, with a report of frames, tokens, memory and time."""
+    from longvid.memory import return_freed_memory_to_os
+    from longvid.models import load
+
+    return_freed_memory_to_os()
+    quiet_transformers()
+    llm = load(model, device=device, visual_window=visual_window)
+    answer = llm.ask(
+        video, question, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
+        anchors=anchors, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
+        fast_resize=fast_resize, progress=interactive() and not as_json,
+    )  # fmt: skip
+    if as_json:
+        print(json.dumps(answer.to_dict()))
+        return
+    r = answer.report
+    print(f"answer: {answer.text}")
+    per_frame = sorted(set(r.tokens_per_frame))
+    print_table([
+        ("model", f"{r.model} ({r.family})"),
+        ("frames", f"{r.frames} (#{r.frame_indices[0]} .. #{r.frame_indices[-1]}, {r.timestamps[-1]:.1f} s)"),
+        ("pooling", f"{r.pooling}; tokens/frame {', '.join(str(v) for v in per_frame)}"),
+        ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
+        ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}"),
+        ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),
+        ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
+        ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
+    ])  # fmt: skip
+
+
+@app.command()
+def serve(
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    max_upload_mb: Annotated[float, typer.Option(help="Largest video upload, in MB.")] = 512,
+) -> None:
+    """A web page: upload a video (or use the sample), ask, and see the answer with the frames
+    the model saw, tokens per frame, memory and time."""
+    from longvid.web.server import serve as run_server
+
+    quiet_transformers()
+    if max_upload_mb <= 0:
+        raise InvalidRequestError(f"--max-upload-mb must be positive (got {max_upload_mb})")
+    run_server(model, host=host, port=port, device=device, max_upload_mb=max_upload_mb)
+
+
+@app.command()
+def tiny(
+    family: Annotated[str, typer.Argument(help=", ".join(FAMILIES) + ".")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
+    grid: Annotated[int, typer.Option(help="Patches per frame side.")] = 8,
+    hidden: Annotated[int, typer.Option(help="Language model width.")] = 64,
+    layers: Annotated[int, typer.Option(help="Language model layers.")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a tiny random checkpoint of a supported family (for trying the pipeline offline)."""
+    from longvid.models.tiny import save
+
+    quiet_transformers()
+    path = save(family, out, grid=grid, hidden=hidden, layers=layers, seed=seed)
+    print(f"wrote a tiny random {family} checkpoint to {path}")
+
+
+@app.command()
+def prepare(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (config, tokenizer, processor files).")],
+    out: Annotated[Path, typer.Option(help="Where to write the inputs (.safetensors).")],
+    frames: Annotated[int | None, typer.Option(help="Frames to sample (default: the checkpoint's).")] = None,
+    fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
+) -> None:
+    """Write the inputs a checkpoint's official processor would give (input_ids,
+    attention_mask, pixel_values_videos, ...) from longvid's sampling and preprocessing;
+    run them with plain transformers: model.generate(**safetensors.torch.load_file(OUT))."""
+    from safetensors.torch import save_file
+
+    from longvid.models.prepare import prepare as prepare_inputs
+
+    quiet_transformers()
+    inputs = prepare_inputs(model, video, question, frames=frames, fast_resize=fast_resize)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in inputs.items()}, str(out))
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in inputs.items())
+    print(f"wrote {out}: {shapes}")
+
+
+@app.command()
+def inspect(
+    model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (no weights needed).")],
+    video: Annotated[Path | None, typer.Option(help="Video for the pixel check (default: the bundled sample).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What longvid feeds a checkpoint: family, prompt, tokens per frame, visual window,
+    preprocessing, and longvid's pixels against the official processor's."""
+    from longvid.models.describe import SAMPLE, describe
+
+    quiet_transformers()
+    report = describe(model, video=video or SAMPLE)
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    for key, value in report.items():
+        shown = repr(value) if key == "prompt" else value
+        print(f"{key:>34}  {shown}")
