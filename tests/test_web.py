@@ -95,6 +95,9 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
         ({"sample": True, "question": "q", "frames": "many"}, "whole number"),
         ({"sample": True, "question": "q", "extend": "warp"}, "unknown extend"),
         ({"question": "q"}, "choose a video"),
+        ({"question": "q", "upload": ["a"]}, "upload it again"),  # not a key: no traceback, no 500
+        ({"question": "q", "upload": {"a": 1}}, "upload it again"),
+        ([], "JSON object"),
     ]
     for body, message in cases:
         r = client.post("/api/ask", json=body)
@@ -113,6 +116,20 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
     ok = client.post("/api/ask", json={"sample": True, "question": "what colour ?", "frames": 4})
     assert wait(client, ok.json()["job"])["status"] == "done"
     assert client.get("/api/jobs/nope").status_code == 404
+    # the body of a question is bounded, and refused by its type (413), not by its wording
+    huge = client.post("/api/ask", content=b'{"question": "' + b"x" * (100 * 1024) + b'"}')
+    assert huge.status_code == 413 and "larger than 64 KB" in huge.json()["error"]
+    assert client.post("/api/ask", content=b"\xff\xfe").status_code == 400
+
+
+def test_failed_start_leaves_no_upload_folder(tmp_path):
+    from longvid.errors import ModelLoadError
+
+    app = create_app(model=str(tmp_path / "missing"))
+    folder = app.state.upload_dir
+    with pytest.raises(ModelLoadError), TestClient(app):
+        pass
+    assert not folder.exists()
 
 
 # ------------------------------------------------------------------ browser, end to end

@@ -1,0 +1,32 @@
+"""Errors the web API answers with, each with its HTTP status. Any other ``LongvidError`` is
+the client's bad input (400); anything else is the server's fault (500)."""
+
+from __future__ import annotations
+
+from longvid.errors import LongvidError
+
+
+class HTTPError(LongvidError):
+    status = 400
+
+
+class BadRequest(HTTPError):
+    status = 400
+
+
+class Gone(HTTPError):
+    """An upload that was used already or expired."""
+
+    status = 400
+
+
+class NotFound(HTTPError):
+    status = 404
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+
+
+def status_of(error: LongvidError) -> int:
+    return error.status if isinstance(error, HTTPError) else 400

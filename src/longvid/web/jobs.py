@@ -1,0 +1,137 @@
+"""Questions waiting for, or answered by, the one model: a job per question, run one at a
+time by a background worker, and the frame strip the page shows with each answer."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from longvid.errors import LongvidError
+
+log = logging.getLogger("longvid.serve")
+MAX_JOBS_KEPT = 64
+STRIP_HEIGHT = 72  # px of each frame in the strip
+
+
+@dataclass
+class Job:
+    id: str
+    question: str
+    options: dict
+    video: Path
+    delete_after: bool
+    filename: str
+    status: str = "queued"  # queued | running | done | error
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    result: dict | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+
+    def hide_path(self, message: str) -> str:
+        """The server's own file names are none of the client's business."""
+        return message.replace(str(self.video), self.filename)
+
+    def public(self) -> dict:
+        out = {
+            "id": self.id,
+            "status": self.status,
+            "stage": self.stage,
+            "done": self.done,
+            "total": self.total,
+            "filename": self.filename,
+            "question": self.question,
+        }
+        if self.result is not None:
+            out.update(self.result)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class Worker:
+    """Runs jobs one at a time on one loaded model, in a background thread."""
+
+    def __init__(self, model: str | None, device: str) -> None:
+        self.model_name, self.device = model, device
+        self.llm = None
+        self.jobs: dict[str, Job] = {}
+        self.queue: queue.Queue[Job] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, name="longvid-worker", daemon=True)
+
+    def load(self) -> None:
+        from longvid.models import load
+
+        self.llm = load(self.model_name, device=self.device)
+        self.thread.start()
+
+    def submit(self, job: Job) -> None:
+        with self.lock:
+            self.jobs[job.id] = job
+            for old in sorted(self.jobs.values(), key=lambda j: j.created)[:-MAX_JOBS_KEPT]:
+                if old.status in ("done", "error"):
+                    del self.jobs[old.id]
+        self.queue.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self.queue.get()
+            try:
+                self._run(job)
+            except LongvidError as e:  # bad input: the message is for the user
+                job.error, job.status = job.hide_path(str(e)), "error"
+            except Exception as e:  # a failure of one request never stops the server
+                log.exception("job %s failed", job.id)
+                job.error, job.status = job.hide_path(f"internal error: {type(e).__name__}: {e}"), "error"
+            finally:
+                if job.delete_after:
+                    job.video.unlink(missing_ok=True)
+
+    def _run(self, job: Job) -> None:
+        job.status = "running"
+
+        def progress(stage: str, done: int, total: int) -> None:
+            job.stage, job.done, job.total = stage, done, total
+
+        answer = self.llm.ask(job.video, job.question, progress=progress, **job.options)
+        r = answer.report
+        job.stage = "frame strip"
+        job.result = {
+            "answer": answer.text,
+            "report": r.to_dict(),
+            "strip": frame_strip(job.video, r.frame_indices, r.timestamps, r.tokens_per_frame),
+        }
+        job.status = "done"
+
+
+def frame_strip(video: Path, indices: list[int], timestamps: list[float], tokens: list[float]) -> list[dict]:
+    """The sampled frames as small JPEG data URLs, with index, timestamp and tokens."""
+    from PIL import Image
+
+    from longvid.video import FrameReader
+
+    reader = FrameReader(video)
+    w, h = reader.info.width, reader.info.height
+    size = (max(2, round(w * STRIP_HEIGHT / h / 2) * 2), STRIP_HEIGHT)
+    frames = reader.sample(indices=indices, size=size)
+    out = []
+    for i, img in enumerate(frames.array):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=80)
+        out.append(
+            {
+                "index": int(frames.indices[i]),
+                "time": float(timestamps[i]) if i < len(timestamps) else None,
+                "tokens": tokens[i] if i < len(tokens) else None,
+                "src": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(),
+            }
+        )
+    return out

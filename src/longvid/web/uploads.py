@@ -1,0 +1,82 @@
+"""Uploaded videos: streamed to random names in the server's own folder under a hard size
+cap, kept until their question comes (at most ``UPLOAD_TTL`` seconds), used once, deleted."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from longvid.errors import LongvidError
+from longvid.web.errors import BadRequest, Gone, PayloadTooLarge
+
+UPLOAD_TTL = 600  # seconds an upload waits for its question
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path
+    name: str  # the client's file name, for display only
+    created: float
+
+
+class Uploads:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.folder = Path(tempfile.mkdtemp(prefix="longvid-serve-"))
+        self.held: dict[str, Upload] = {}
+
+    def sweep(self) -> None:
+        """Delete uploads nobody asked about within UPLOAD_TTL seconds."""
+        now = time.time()
+        for key, up in list(self.held.items()):
+            if now - up.created > UPLOAD_TTL:
+                up.path.unlink(missing_ok=True)
+                self.held.pop(key, None)
+
+    def check_length(self, declared: str | None) -> None:
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise PayloadTooLarge(f"upload too large: the limit is {self.max_bytes / 2**20:g} MB")
+
+    async def store(self, body: AsyncIterator[bytes], name: str) -> tuple[str, Upload, object]:
+        """Stream ``body`` to disk, enforcing the cap as it comes; returns (key, upload, the
+        video's probe). Anything that is not a readable video is deleted."""
+        from longvid.video import probe
+
+        self.sweep()
+        key = uuid.uuid4().hex
+        path = self.folder / f"{key}.video"  # the client's file name is never part of a path
+        size = 0
+        try:
+            with path.open("wb") as f:
+                async for chunk in body:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise PayloadTooLarge(f"upload too large: the limit is {self.max_bytes / 2**20:g} MB")
+                    f.write(chunk)
+            if size == 0:
+                raise BadRequest("the uploaded file is empty")
+            try:
+                info = probe(path)
+            except LongvidError as e:
+                raise BadRequest(f"not a video longvid can read ({str(e).replace(str(path), name)})") from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        upload = Upload(path, name, time.time())
+        self.held[key] = upload
+        return key, upload, info
+
+    def take(self, key: object) -> Upload:
+        """The upload ``key`` names, handed over once (the caller deletes it after use)."""
+        self.sweep()
+        if not isinstance(key, str) or key not in self.held:
+            raise Gone("that upload is gone (uploads are kept 10 minutes): upload it again")
+        return self.held.pop(key)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
