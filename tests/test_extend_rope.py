@@ -72,10 +72,10 @@ def test_default_equals_transformers_default():
     torch.testing.assert_close(ours, Qwen2RotaryEmbedding(config).inv_freq, rtol=0, atol=0)
 
 
-def common(mode, visual, total):
+def common(mode, visual, total, **params):
     return plan_rope(
         mode, head_dim=HEAD_DIM, base=BASE, visual_tokens=visual, total_tokens=total,
-        visual_window=6272, language_window=32768,
+        visual_window=6272, language_window=32768, **params,
     )  # fmt: skip
 
 
@@ -114,3 +114,15 @@ def test_bad_mode_and_factor():
         inv_freq("bogus", HEAD_DIM, BASE)
     with pytest.raises(InvalidRequestError, match=">= 1"):
         inv_freq("linear", HEAD_DIM, BASE, factor=0.5)
+
+
+def test_unknown_rope_parameters_are_refused_not_dropped():
+    with pytest.raises(InvalidRequestError, match="linear RoPE takes no beta_fast"):
+        inv_freq("linear", HEAD_DIM, BASE, factor=2.0, beta_fast=16)
+    with pytest.raises(InvalidRequestError, match="yarn RoPE takes no beta_fats"):
+        inv_freq("yarn", HEAD_DIM, BASE, factor=2.0, original_length=64, beta_fats=16)
+    with pytest.raises(InvalidRequestError, match="'visual-yarn' takes no dynamic_factor"):
+        common("visual-yarn", 25_088, 25_200, dynamic_factor=3.0)
+    # a parameter the mode does take changes the frequencies
+    default = common("visual-yarn", 25_088, 25_200).inv_freq
+    assert not torch.equal(common("visual-yarn", 25_088, 25_200, beta_fast=8.0).inv_freq, default)

@@ -122,3 +122,10 @@ def test_profile_cli_table_json_plot(tmp_path, capsys):
     assert rows[1]["kv_cache"] > rows[0]["kv_cache"] > 0
     assert rows[1]["analytic_7b"]["visual_tokens"] == 16 * 196 + 1
     assert (tmp_path / "p" / "profile.png").stat().st_size > 1000
+
+
+def test_vision_estimate_counts_no_more_frames_than_the_request_has():
+    geo = REFERENCE_7B["llava_onevision"]
+    four, sixteen, many = (estimate(geo, n, n * 196).vision for n in (4, 16, 256))
+    assert four * 4 == sixteen  # one chunk of 4 frames, a quarter of a 16-frame chunk
+    assert many == sixteen  # chunks of 16 frames at most, whatever the length

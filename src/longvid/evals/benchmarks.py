@@ -55,8 +55,6 @@ class Item:
     options: tuple[str, ...]  # option texts, without their letters
     answer: str | None  # the right letter, or None where the benchmark keeps it private
     splits: dict[str, str] = field(default_factory=dict)  # e.g. {"duration": "long"}
-    start: float | None = None  # seconds, where only part of the video is asked about
-    end: float | None = None
 
 
 def _read_json(path: Path):

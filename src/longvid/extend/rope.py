@@ -16,6 +16,7 @@ What longvid adds is *which* length and scale go in (§2.1 of the design):
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,17 +34,17 @@ def _default(head_dim: int, base: float) -> torch.Tensor:
     return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
 
 
-def rope_default(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None, **_) -> tuple:
+def rope_default(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None) -> tuple:
     """Plain RoPE: theta_i = base^(-2i/d)."""
     return _default(head_dim, base), 1.0
 
 
-def rope_linear(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None, **_) -> tuple:
+def rope_linear(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None) -> tuple:
     """Position interpolation: every frequency divided by s (positions squeezed by s)."""
     return _default(head_dim, base) / factor, 1.0
 
 
-def rope_ntk(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None, **_) -> tuple:
+def rope_ntk(head_dim: int, base: float, factor: float = 1.0, original_length: int | None = None) -> tuple:
     """NTK-aware base change: b' = b * s^(d / (d - 2))."""
     return _default(head_dim, base * factor ** (head_dim / (head_dim - 2))), 1.0
 
@@ -54,7 +55,6 @@ def rope_dynamic(
     factor: float = 1.0,
     original_length: int | None = None,
     seq_len: int | None = None,
-    **_,
 ) -> tuple:
     """Dynamic NTK (transformers' formula): b' = b * (s * L / L0 - (s - 1))^(d / (d - 2)),
     with L = max(seq_len, L0); equals plain RoPE while the sequence fits L0."""
@@ -65,9 +65,9 @@ def rope_dynamic(
     return _default(head_dim, new_base), 1.0
 
 
-def yarn_attention_factor(factor: float, mscale: float = 1.0) -> float:
+def yarn_attention_factor(factor: float) -> float:
     """YaRN's temperature: 0.1 * ln(s) + 1 (1 for s <= 1)."""
-    return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
+    return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
 
 
 def rope_yarn(
@@ -78,8 +78,6 @@ def rope_yarn(
     beta_fast: float = 32.0,
     beta_slow: float = 1.0,
     attention_factor: float | None = None,
-    truncate: bool = True,
-    **_,
 ) -> tuple:
     """YaRN: interpolate the low frequencies (wavelength > original length / beta_slow),
     keep the high ones (more than beta_fast rotations over it), ramp linearly in between."""
@@ -91,9 +89,8 @@ def rope_yarn(
     def correction_dim(rotations: float) -> float:
         return (head_dim * math.log(original_length / (rotations * 2 * math.pi))) / (2 * math.log(base))
 
-    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
-    if truncate:
-        low, high = math.floor(low), math.ceil(high)
+    # whole dimensions, as transformers' default (truncate=True)
+    low, high = math.floor(correction_dim(beta_fast)), math.ceil(correction_dim(beta_slow))
     low, high = max(low, 0), min(high, head_dim - 1)
     if low == high:
         high += 0.001  # avoid a zero-width ramp
@@ -127,7 +124,13 @@ def inv_freq(
         raise InvalidRequestError(f"unknown RoPE type {rope_type!r}; choose from {', '.join(ROPE_FUNCTIONS)}")
     if factor < 1:
         raise InvalidRequestError(f"RoPE scale factor must be >= 1 (got {factor})")
-    return ROPE_FUNCTIONS[rope_type](head_dim, base, factor=factor, original_length=original_length, **params)
+    fn = ROPE_FUNCTIONS[rope_type]
+    known = set(inspect.signature(fn).parameters) - {"head_dim", "base", "factor", "original_length"}
+    unknown = sorted(set(params) - known)
+    if unknown:  # a misspelled parameter must not be silently dropped
+        takes = ", ".join(sorted(known)) or "no extra parameters"
+        raise InvalidRequestError(f"{rope_type} RoPE takes no {', '.join(unknown)}; it takes {takes}")
+    return fn(head_dim, base, factor=factor, original_length=original_length, **params)
 
 
 # ----------------------------------------------------------------------------- modes
@@ -164,7 +167,14 @@ def plan_rope(
     language_window: int,
     **params,
 ) -> RopePlan:
-    """Choose frequencies and scales for one request (pure: no model involved)."""
+    """Choose frequencies and scales for one request (pure: no model involved). ``params``:
+    ``dynamic_factor`` for dynamic; ``beta_fast``, ``beta_slow``, ``attention_factor`` for
+    yarn and visual-yarn; anything else is refused."""
+    allowed = {"dynamic": {"dynamic_factor"}, "yarn": {"beta_fast", "beta_slow", "attention_factor"}}
+    if mode in EXTEND_MODES:
+        unknown = sorted(set(params) - allowed.get(EXTEND_MODES[mode][0], set()))
+        if unknown:
+            raise InvalidRequestError(f"extension mode {mode!r} takes no {', '.join(unknown)}")
     if mode not in EXTEND_MODES:
         raise InvalidRequestError(f"unknown extension mode {mode!r}; choose from {', '.join(EXTEND_MODES)}")
     rope_type, against = EXTEND_MODES[mode]
@@ -186,6 +196,5 @@ def plan_rope(
             seq_len=total_tokens,
         )  # fmt: skip
     else:
-        yarn_params = {k: v for k, v in params.items() if k in ("beta_fast", "beta_slow", "attention_factor")}
-        freqs, attn = inv_freq(rope_type, head_dim, base, factor=scale, original_length=window, **yarn_params)
+        freqs, attn = inv_freq(rope_type, head_dim, base, factor=scale, original_length=window, **params)
     return RopePlan(mode, window, scale, 1.0, freqs, attn)

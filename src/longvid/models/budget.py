@@ -90,7 +90,9 @@ def estimate(
     activations = chunk * (4 * geo.hidden + 3 * geo.intermediate) * b
     attention = 2 * geo.heads * chunk * block * 4 + 2 * geo.kv_heads * block * geo.head_dim * 4
     attention += chunk * geo.heads * geo.head_dim * 4
-    # vision: a chunk of frames through one tower layer (hidden x ~8 live tensors + scores)
+    # vision: a chunk of frames (no more than the request has) through one tower layer
+    # (hidden x ~8 live tensors + scores)
+    chunk_frames = min(chunk_frames, frames)
     patches = chunk_frames * geo.patches_per_frame
     vision = patches * geo.vision_hidden * 8 * b + chunk_frames * geo.patches_per_frame**2 * b * 16
     return Estimate(

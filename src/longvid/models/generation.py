@@ -20,6 +20,7 @@ from longvid.extend.positions import (
     next_position,
     positions_1d,
     sequence_length,
+    visual_token_count,
 )
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.models.adapter import FamilyAdapter
@@ -86,7 +87,7 @@ def lay_out(
         extend,
         head_dim=adapter.head_dim(),
         base=adapter.rope_base(),
-        visual_tokens=sum(s.length for s in spans if isinstance(s, VisualSpan)),
+        visual_tokens=visual_token_count(spans),
         total_tokens=sequence_length(spans),
         visual_window=window,
         language_window=adapter.language_window(),

@@ -49,11 +49,6 @@ class ProbeItem:
     depth: float | None
     scene: Scene = field(repr=False)
 
-    @property
-    def answer_text(self) -> str:
-        """The answer as a word, whatever the form."""
-        return self.options[LETTERS.index(self.answer)] if self.form == "mc" else self.answer
-
 
 def _pick(rng: np.random.Generator, items, exclude=()) -> str:
     pool = [x for x in items if x not in exclude]
