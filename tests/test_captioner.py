@@ -115,18 +115,13 @@ def test_resampler_gives_fixed_latents_for_any_token_count():
 
 
 def test_train_save_load_and_caption(tmp_path):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from longvid.encoder.data import write_synthetic_set
     from longvid.encoder.train import EncoderTrainConfig, train
-
-    from .test_encoder_train import WORDS as BERT_WORDS
+    from tests.support import save_tiny_bert
 
     # a frozen encoder checkpoint (2 training steps are enough: it only has to exist)
-    (tmp_path / "vocab.txt").write_text("\n".join(BERT_WORDS) + "\n")
-    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path / "bert")
-    BertModel(BertConfig(vocab_size=len(BERT_WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(tmp_path / "bert")  # fmt: skip
+    save_tiny_bert(tmp_path / "bert", max_positions=512)
     manifest = write_synthetic_set(tmp_path / "set", n=4, frames=8, size=32)
     train(EncoderTrainConfig(manifest=str(manifest), out=str(tmp_path / "enc"), text=str(tmp_path / "bert"),
                              frames=8, steps=2, batch=4, workers=0), progress=False)  # fmt: skip

@@ -11,16 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from longvid.cli import main
 from longvid.video import read_index_stamp
-
-SAMPLE = Path(__file__).resolve().parents[1] / "src" / "longvid" / "data" / "sample.mp4"
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.support import SAMPLE, run
 
 
 def test_info_json(capsys, video_dir):

@@ -7,18 +7,21 @@ import json
 import pytest
 
 from longvid.extend.rope import EXTEND_MODES
-from longvid.models.tiny import FAMILIES, save
-from tests.test_cli import SAMPLE, run
+from longvid.models.tiny import FAMILIES
+from tests.support import SAMPLE, run
+
+# every family and every mode through the command line at least once (each pair is covered
+# through the library by test_models_behaviour)
+CASES = [(FAMILIES[i % len(FAMILIES)], mode) for i, mode in enumerate(sorted(EXTEND_MODES))]
+CASES += [(family, "none") for family in FAMILIES if family not in {f for f, _ in CASES}]
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    return {fam: save(fam, d / fam) for fam in FAMILIES}
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("mode", sorted(EXTEND_MODES))
+@pytest.mark.parametrize("family,mode", CASES)
 def test_ask_every_family_every_mode(capsys, checkpoints, family, mode):
     pooling = "progressive" if mode in ("visual-yarn", "visual-pi") else "uniform"
     code, out, err = run(

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 import torch
 
 from longvid.encoder.train import EncoderTrainConfig, StepSampler, load_config, load_encoder, train
 from longvid.errors import InvalidRequestError
-
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", ",", "then", "appears", "moves", "left", "right", "up",
-         "down", "red", "green", "blue", "yellow", "white", "black", "orange", "purple", "cyan", "magenta",
-         "square", "circle", "triangle"]  # fmt: skip
+from tests.support import save_tiny_bert
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A tiny saved BERT (the text tower) and a 12-clip synthetic set."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     from longvid.encoder.data import write_synthetic_set
 
     root = tmp_path_factory.mktemp("encdata")
-    (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)  # fmt: skip
-    BertModel(cfg).save_pretrained(root / "bert")
-    tok.save_pretrained(root / "bert")
+    save_tiny_bert(root / "bert")
     manifest = write_synthetic_set(root / "set", n=12, frames=8, size=32)
     return root, manifest
 
@@ -171,7 +161,9 @@ def test_bad_and_undecodable_clips_are_reported_not_fatal(data, tmp_path, cache)
     assert len(losses(tmp_path / "o")) == 4
 
 
-def _ddp_rank(rank: int, world: int, port: int, cfg: EncoderTrainConfig, results: str) -> None:
+def _ddp_rank(rank: int, world: int, port: int, runs: list[tuple[EncoderTrainConfig, str]]) -> None:
+    """One rank: every (config, results folder) in turn, in one process group (process
+    start-up is most of the cost, so DDP and FSDP share it)."""
     import os
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
@@ -183,31 +175,35 @@ def _ddp_rank(rank: int, world: int, port: int, cfg: EncoderTrainConfig, results
     captured = {}
     real_wrap = mod.wrap
 
-    def keep(model, cfg, env):
+    def keep(model, mode, env):
         captured["model"] = model
-        return real_wrap(model, cfg, env)
+        return real_wrap(model, mode, env)
 
     mod.wrap = keep
-    train(cfg, progress=False)
-    state = {}
-    for k, v in captured["model"].state_dict().items():
-        if "text.encoder" not in k:
-            v = v.full_tensor() if hasattr(v, "full_tensor") else v  # FSDP shards: gather the whole
-            state[k] = v.detach().cpu().clone()
-    torch.save(state, f"{results}/rank{rank}.pt")
+    for cfg, results in runs:
+        train(cfg, progress=False)
+        state = {}
+        for k, v in captured["model"].state_dict().items():
+            if "text.encoder" not in k:
+                v = v.full_tensor() if hasattr(v, "full_tensor") else v  # FSDP shards: gather the whole
+                state[k] = v.detach().cpu().clone()
+        torch.save(state, f"{results}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
 def test_two_process_ddp_ranks_hold_identical_weights_and_fsdp_matches(data, tmp_path):
     import torch.multiprocessing as mp
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    modes = ("ddp", "fsdp")
+    runs = [(config(data, tmp_path / mode, steps=3, batch=2, distributed=mode), str(tmp_path / mode)) for mode in modes]
+    for _, folder in runs:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    mp.spawn(_ddp_rank, args=(2, port, runs), nprocs=2, join=True)
     weights = {}
-    for mode in ("ddp", "fsdp"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        cfg = config(data, tmp_path / mode, steps=3, batch=2, distributed=mode)
-        mp.spawn(_ddp_rank, args=(2, port, cfg, str(tmp_path / mode)), nprocs=2, join=True)
+    for mode in modes:
         a, b = (torch.load(tmp_path / mode / f"rank{r}.pt", weights_only=True) for r in range(2))
         assert all(torch.equal(a[k], b[k]) for k in a)
         saved = torch.load(tmp_path / mode / "checkpoint.pt", weights_only=True)["model"]

@@ -16,12 +16,12 @@ from longvid.models.budget import estimate
 from longvid.models.generation import forward
 from longvid.models.registry import REFERENCE_7B
 from longvid.models.tiny import save
-from tests.test_cli import SAMPLE
+from tests.support import SAMPLE
 
 
 @pytest.fixture(scope="module")
-def ov(tmp_path_factory):
-    return load(save("llava_onevision", tmp_path_factory.mktemp("m") / "ov", hidden=64, layers=2))
+def ov(tiny_models):
+    return tiny_models["llava_onevision"]
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])
@@ -71,14 +71,16 @@ def test_vision_stage_peak_does_not_grow_with_frames(tmp_path):
     # the 7B's frame geometry: 27x27 patches per frame (tiny widths), frames streamed from a file
     llm = load(save("llava_onevision", tmp_path / "ov27", grid=27, patch=2, vision_hidden=32, hidden=64))
     peaks = {}
-    for frames in (32, 256):
+    for frames in (32, 160):
         llm.encode_video(SAMPLE, frames=frames)  # warm up allocator and caches
         with PeakMemory() as mem:
             visual = llm.encode_video(SAMPLE, frames=frames)
         peaks[frames] = mem.added
         assert visual.tokens_before_pooling == frames * 729 + 1
-    pooled_growth = (256 - 32) * 196 * 64 * 4  # the pooled tokens themselves must grow
-    assert peaks[256] <= peaks[32] + pooled_growth + 24 * 2**20
+    pooled_growth = (160 - 32) * 196 * 64 * 4  # the pooled tokens themselves must grow
+    # 5x the frames; unpooled features of all of them would add 128 * 729 * 32 * 4 = 11 MiB
+    # in the tower alone, and its attention far more
+    assert peaks[160] <= peaks[32] + pooled_growth + 24 * 2**20
 
 
 def test_guard_refuses_what_cannot_fit(ov, monkeypatch):

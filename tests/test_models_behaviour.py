@@ -16,15 +16,9 @@ from longvid.extend.rope import EXTEND_MODES
 from longvid.models import load
 from longvid.models.base import VideoLLM
 from longvid.models.generation import forward
-from longvid.models.tiny import FAMILIES, save
+from longvid.models.tiny import FAMILIES
 
 QUESTION = "which shape came first ?"
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tinyb")
-    return {fam: load(save(fam, d / fam)) for fam in FAMILIES}
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from longvid.models import load
-from longvid.models.tiny import FAMILIES, save
-
 QUESTION = "what colour is the square with the marker ?"
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    for fam in FAMILIES:
-        save(fam, d / fam)
-    return d
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +30,9 @@ def hf_inputs(llm, spans):
     return torch.tensor([prefix + [ad.config.video_token_id] * video + suffix])
 
 
-def test_llava_onevision_equals_transformers(tiny_dir, frames_array):
+def test_llava_onevision_equals_transformers(tiny_models, frames_array):
     torch.manual_seed(0)
-    llm = load(tiny_dir / "llava_onevision")
+    llm = tiny_models["llava_onevision"]
     logits, spans, positions, visual = ours(llm, frames_array)
     assert visual.embeds.shape[0] == 8 * 16 + 1  # 8x8 grid -> bilinear 4x4, plus the newline
     assert torch.equal(positions, torch.arange(positions.shape[0]))
@@ -55,8 +44,8 @@ def test_llava_onevision_equals_transformers(tiny_dir, frames_array):
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
-def test_qwen_vl_equals_transformers_given_the_same_positions(tiny_dir, frames_array, family):
-    llm = load(tiny_dir / family)
+def test_qwen_vl_equals_transformers_given_the_same_positions(tiny_models, frames_array, family):
+    llm = tiny_models[family]
     logits, spans, positions, _ = ours(llm, frames_array)
     input_ids = hf_inputs(llm, spans)
     batch = llm.adapter.pixels(frames_array)
@@ -70,8 +59,8 @@ def test_qwen_vl_equals_transformers_given_the_same_positions(tiny_dir, frames_a
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl"])
-def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_dir, frames_array, family):
-    llm = load(tiny_dir / family)
+def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_models, frames_array, family):
+    llm = tiny_models[family]
     _, spans, positions, _ = ours(llm, frames_array)
     input_ids = hf_inputs(llm, spans)
     types = (input_ids == llm.adapter.config.video_token_id).int() * 2
@@ -84,8 +73,8 @@ def test_qwen_positions_match_transformers_up_to_the_text_after_the_video(tiny_d
 
 
 @pytest.mark.parametrize("family", ["llava_next_video", "video_llava"])
-def test_llava_next_video_and_video_llava_equal_transformers(tiny_dir, frames_array, family):
-    llm = load(tiny_dir / family)
+def test_llava_next_video_and_video_llava_equal_transformers(tiny_models, frames_array, family):
+    llm = tiny_models[family]
     logits, spans, _, visual = ours(llm, frames_array)
     per_frame = 16 if family == "llava_next_video" else 64 + 1  # 8x8 grid: pooled 4x4 / all patches + CLS
     assert visual.embeds.shape[0] == 8 * per_frame

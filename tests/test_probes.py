@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.probes.runner import run_probe, summarize, wilson
@@ -86,19 +87,25 @@ def tiny_llm(tmp_path_factory):
     return load(save("llava_onevision", tmp_path_factory.mktemp("p") / "ov", grid=8, patch=4))
 
 
-def test_runner_cache_mode_moves_only_the_needle(tiny_llm):
+def test_runner_cache_mode_moves_only_the_needle(tiny_llm, monkeypatch):
+    pooled = []  # the cached features the runner pools, call by call
+    real_pool = tiny_llm.pool_grid
+    monkeypatch.setattr(tiny_llm, "pool_grid", lambda g, s: pooled.append(g.clone()) or real_pool(g, s))
     recs = list(run_probe(tiny_llm, "needle", [12], depths=[0.0, 1.0], samples=2, extends=["none", "visual-pi"]))
     assert len(recs) == 2 * 2 * 2
     assert {r.depth for r in recs} == {0.0, 1.0}
     assert all(r.correct == (r.predicted == r.answer) for r in recs)
     rows = summarize(recs)
     assert {(r.extend, r.n) for r in rows} == {("none", 4), ("visual-pi", 4)}
-    # the depth sweep permutes the cached features: same frames, needle elsewhere
+    # the depth sweep reuses one encoding: at depth 0 the item's own frames (needle first),
+    # at depth 1 the same features with the needle's frame and the last frame swapped
     item = make_item("needle", recs[0].seed, 12, depth=0.0)
-    grid = tiny_llm.encode_grid(render_frames(item))
-    moved = grid.clone()
-    moved[[0, 11]] = grid[[11, 0]]
-    assert np.isclose(moved.sum().item(), grid.sum().item(), rtol=1e-5)
+    assert item.key_frames == (0,)
+    at_0, at_1 = pooled[0], pooled[1]
+    torch.testing.assert_close(at_0, tiny_llm.encode_grid(render_frames(item)))
+    assert torch.equal(at_1[11], at_0[0]) and torch.equal(at_1[0], at_0[11])
+    assert torch.equal(at_1[1:11], at_0[1:11])
+    assert not torch.equal(at_0[0], at_0[11])  # the swap is visible: the needle frame differs
 
 
 def test_full_video_mode_reads_what_cache_mode_renders(tmp_path):

@@ -9,8 +9,6 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.rearrange import encode_rearranged, split_frames
-from longvid.models import load
-from longvid.models.tiny import save
 from longvid.video.synth import read_index_stamp, stamp_index
 
 
@@ -47,8 +45,8 @@ def test_restores_frame_order_from_pixels(mode, frames):
 
 
 @pytest.fixture(scope="module")
-def video_llava(tmp_path_factory):
-    return load(save("video_llava", tmp_path_factory.mktemp("vl") / "vl"))
+def video_llava(tiny_models):
+    return tiny_models["video_llava"]
 
 
 @pytest.mark.parametrize("frames", [8, 16, 32, 30])

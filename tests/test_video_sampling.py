@@ -12,7 +12,7 @@ import pytest
 
 from longvid.video import FrameReader, iter_frames, minimum_decodes, probe, read_index_stamp, sample_frames
 from longvid.video.plan import SEEK_COST_FRAMES
-from tests.conftest import NUM_FRAMES, VIDEO_KINDS
+from tests.support import NUM_FRAMES, VIDEO_KINDS
 
 
 def stamps(frames) -> list[int | None]:

@@ -20,7 +20,8 @@ from starlette.testclient import TestClient
 
 from longvid.web.server import create_app
 
-ARTIFACTS = Path(os.environ.get("LONGVID_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts"))
+# where the page's screenshot goes: LONGVID_ARTIFACTS when set (to look at it), else the test's own folder
+ARTIFACTS = os.environ.get("LONGVID_ARTIFACTS")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -183,7 +184,7 @@ def browser():
         b.close()
 
 
-def test_page_upload_ask_answer_and_strip(server, browser, needle_video):
+def test_page_upload_ask_answer_and_strip(server, browser, needle_video, tmp_path):
     path, answer = needle_video
     page = browser.new_page()
     page.goto(server)
@@ -195,8 +196,10 @@ def test_page_upload_ask_answer_and_strip(server, browser, needle_video):
     assert page.inner_text("#answer") == answer
     assert page.locator("#strip figure img").count() == 16
     assert "visual tokens" in page.inner_text("#report")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "serve.png"), full_page=True)
+    shots = Path(ARTIFACTS) if ARTIFACTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "serve.png"), full_page=True)
+    assert (shots / "serve.png").stat().st_size > 10_000  # a rendered page, not an empty image
     page.close()
 
 

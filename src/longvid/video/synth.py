@@ -264,7 +264,8 @@ def read_index_stamp(frame: np.ndarray) -> int | None:
     """The index written by ``stamp_index`` (works after resizing), or None if unreadable."""
     h, w = frame.shape[:2]
     cell, row = _stamp_geometry(h, w)
-    gray = frame.astype(np.float32).mean(axis=2) if frame.ndim == 3 else frame.astype(np.float32)
+    band = frame[: 2 * row, : _STAMP_BITS * cell]  # the stamp's two rows of cells: the rest is never read
+    gray = band.astype(np.float32).mean(axis=2) if band.ndim == 3 else band.astype(np.float32)
     value = 0
     for b in range(_STAMP_BITS):
         # centre of each cell, away from edges that compression and resizing blur
