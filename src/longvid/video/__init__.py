@@ -5,7 +5,8 @@ from longvid.video.frames import DecodeStats, Frames
 from longvid.video.plan import minimum_decodes, uniform_indices
 from longvid.video.sampling import FrameReader, iter_frames, sample_frames
 from longvid.video.sheet import contact_sheet, save_contact_sheet
-from longvid.video.synth import Event, Scene, random_scene, read_index_stamp, stamp_index, write_video
+from longvid.video.stamp import read_index_stamp, stamp_index
+from longvid.video.synth import Event, Scene, random_scene, write_video
 
 __all__ = [
     "DecodeStats",

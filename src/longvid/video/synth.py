@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from longvid.errors import InvalidRequestError
+from longvid.video.stamp import read_index_stamp, stamp_index  # noqa: F401 (re-exported)
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
@@ -38,8 +39,6 @@ COLORS: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("square", "circle", "triangle", "diamond")
 MOTIONS: tuple[str, ...] = ("still", "left", "right", "up", "down")
 BACKGROUNDS: tuple[str, ...] = ("plain", "gradient", "texture")
-
-_STAMP_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -239,43 +238,6 @@ def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarr
         g10, g11 = grid[y0 + 1][:, x0], grid[y0 + 1][:, x0 + 1]
         acc += weight * ((g00 * (1 - fx) + g01 * fx) * (1 - fy) + (g10 * (1 - fx) + g11 * fx) * fy)
     return (acc + 20).clip(0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------- index stamps
-
-
-def _stamp_geometry(h: int, w: int) -> tuple[int, int]:
-    """Cell width and row height of the stamp strip (two rows of 16 cells, top of frame)."""
-    return w // _STAMP_BITS, max(2, h // 16)
-
-
-def stamp_index(frame: np.ndarray, index: int) -> None:
-    """Write ``index`` (< 65,536) into the top strip of ``frame`` in place: row 1 holds its
-    bits (white = 1), row 2 their complement, so a misread is detected, not believed."""
-    h, w = frame.shape[:2]
-    cell, row = _stamp_geometry(h, w)
-    for b in range(_STAMP_BITS):
-        bit = (index >> b) & 1
-        frame[0:row, b * cell : (b + 1) * cell] = 255 if bit else 0
-        frame[row : 2 * row, b * cell : (b + 1) * cell] = 0 if bit else 255
-
-
-def read_index_stamp(frame: np.ndarray) -> int | None:
-    """The index written by ``stamp_index`` (works after resizing), or None if unreadable."""
-    h, w = frame.shape[:2]
-    cell, row = _stamp_geometry(h, w)
-    band = frame[: 2 * row, : _STAMP_BITS * cell]  # the stamp's two rows of cells: the rest is never read
-    gray = band.astype(np.float32).mean(axis=2) if band.ndim == 3 else band.astype(np.float32)
-    value = 0
-    for b in range(_STAMP_BITS):
-        # centre of each cell, away from edges that compression and resizing blur
-        xs = slice(b * cell + cell // 4, b * cell + max(cell // 4 + 1, 3 * cell // 4))
-        top = gray[row // 4 : max(row // 4 + 1, 3 * row // 4), xs].mean()
-        bottom = gray[row + row // 4 : max(row + row // 4 + 1, row + 3 * row // 4), xs].mean()
-        if abs(top - bottom) < 64:
-            return None
-        value |= int(top > bottom) << b
-    return value
 
 
 # ----------------------------------------------------------------------------- scenes and files
