@@ -19,14 +19,16 @@ from longvid.cli.common import (
     quiet_transformers,
 )
 from longvid.errors import InvalidRequestError
-from longvid.extend.modes import EXTEND_MODES, POOLING_MODES
+from longvid.evals.benchmarks import BENCHMARKS
+from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, choices
+from longvid.probes.tasks import FORMS, TASKS
 
 MODEL_HELP = "Checkpoint (default: the bundled testbed)."
 
 
 @app.command()
 def probe(
-    task: Annotated[str, typer.Option(help="needle, count or order.")] = "needle",
+    task: Annotated[str, typer.Option(help=f"{choices(TASKS)}.")] = "needle",
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[str, typer.Option(help="Frame counts, e.g. 16,32,64.")] = "16,32,64",
     depths: Annotated[str | None, typer.Option(help="Needle depths, e.g. 0:1:0.25 (heatmap).")] = None,
@@ -34,7 +36,7 @@ def probe(
     pooling: Annotated[str, typer.Option(help=f"Comma-separated: {POOLING_HELP}.")] = "uniform",
     sweep: Annotated[bool, typer.Option(help="Every extension mode x every pooling.")] = False,
     samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
-    form: Annotated[str, typer.Option(help="short (one word) or mc (letter).")] = "short",
+    form: Annotated[str, typer.Option(help=f"{choices(FORMS)} (short: one word; mc: a letter).")] = "short",
     mode: Annotated[str, typer.Option(help="cache (encode once) or full (real video files).")] = "cache",
     kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the item set.")] = 0,
@@ -106,7 +108,7 @@ def profile(
 
 @app.command("eval")
 def eval_(
-    bench: Annotated[str | None, typer.Option(help="mlvu, videomme, longvideobench or egoschema.")] = None,
+    bench: Annotated[str | None, typer.Option(help=f"{choices(BENCHMARKS)}.")] = None,
     data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
@@ -126,7 +128,6 @@ def eval_(
 ) -> None:
     """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
     with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
-    from longvid.evals.benchmarks import BENCHMARKS
     from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval
     from longvid.evals.runner import compare as compare_runs
 
