@@ -129,7 +129,8 @@ def test_killed_run_resumes_without_recomputing(fixtures, tmp_path):
         again.append(video)
         return full_ask(video, prompt)
 
-    summary = run_eval(bench, data, out, counting_ask, progress=False)
+    with pytest.warns(UserWarning, match="1 unreadable line"):
+        summary = run_eval(bench, data, out, counting_ask, progress=False)
     assert len(again) == 3  # only the three items not yet written
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(read_results(out)) == strip(read_results(reference))
@@ -204,7 +205,9 @@ def test_summary_counts_unparsed_and_errors():
         {"id": "2", "pred": None, "answer": "B", "correct": False, "splits": {"d": "x"}, "error": "missing video"},
     ]
     s = summarize("videomme", records)
-    assert s["accuracy"] == 0.5 and s["unparsed"] == 1 and s["splits"]["d"]["x"]["unparsed"] == 1
+    # a failed item has no answer: counted apart, never scored as a wrong one
+    assert s["items"] == 2 and s["failed"] == 1 and s["scored"] == 1 and s["accuracy"] == 1.0
+    assert s["unparsed"] == 0 and s["splits"]["d"]["x"]["n"] == 1
 
 
 # ------------------------------------------------------------------ lmms-eval plugin
@@ -255,3 +258,78 @@ def test_lmms_entry_point_is_declared():
     import longvid.evals.lmms_plugin as plugin
 
     assert callable(plugin.manifest) and plugin.MODEL_ID == "longvid"
+
+
+def test_repair_keeps_every_valid_line_and_sets_the_rest_aside(tmp_path):
+    from longvid.evals.results import read_results as read
+
+    good = [{"id": str(i), "pred": "A"} for i in range(5)]
+    lines = [json.dumps(r).encode() + b"\n" for r in good]
+    junk = [b'{"id": "x", "pred\n', b"[]\n", b"null\n", b'{"foo": 1}\n', b"\xff\xfe not utf-8\n"]
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(lines[0] + junk[0] + lines[1] + junk[1] + junk[2] + lines[2] + junk[3] + lines[3] + junk[4]
+                     + lines[4].rstrip(b"\n"))  # fmt: skip
+    assert read(path) == good  # reading alone changes nothing
+    with pytest.warns(UserWarning, match="5 unreadable line"):
+        assert read(path, repair=True) == good
+    assert path.read_bytes() == b"".join(lines)  # the valid lines, each ending in a newline
+    assert (tmp_path / "r.jsonl.bad").read_bytes() == b"".join(junk)
+
+
+def test_failed_items_are_retried_and_never_scored(fixtures, tmp_path):
+    from longvid.errors import VideoNotFoundError
+
+    bench, data = "videomme", fixtures["videomme"]
+    items = load_benchmark(bench, data)
+    ask, _ = scripted(items, FORMS[:1])  # always right
+
+    def broken_for_two(video, prompt):
+        if video in (items[1].video, items[4].video):
+            raise VideoNotFoundError(video, "no such file")
+        return ask(video, prompt)
+
+    out = tmp_path / "r.jsonl"
+    first = run_eval(bench, data, out, broken_for_two, progress=False)
+    assert first["failed"] == 2 and first["scored"] == 4 and first["accuracy"] == 1.0 and first["unparsed"] == 0
+    asked = []
+    second = run_eval(bench, data, out, lambda v, p: asked.append(v) or ask(v, p), progress=False)
+    assert sorted(map(str, asked)) == sorted(str(items[k].video) for k in (1, 4))  # only the failed ones
+    assert second["failed"] == 0 and second["scored"] == 6 and second["accuracy"] == 1.0
+
+
+def test_a_results_file_is_tied_to_the_settings_that_wrote_it(fixtures, tmp_path):
+    from longvid.errors import InvalidRequestError
+    from longvid.evals.results import free_path
+    from longvid.evals.runner import run_identity
+
+    items = load_benchmark("videomme", fixtures["videomme"])
+    ask, _ = scripted(items, FORMS)
+    out = tmp_path / "r.jsonl"
+    frames_64 = run_identity("videomme", fixtures["videomme"], "m", {"frames": 64, "kv_bits": 16})
+    run_eval("videomme", fixtures["videomme"], out, ask, progress=False, identity=frames_64)
+    same = run_eval("videomme", fixtures["videomme"], out, ask, progress=False, identity=frames_64)
+    assert same["items"] == 6  # the same settings continue the same file
+    frames_16 = {**frames_64, "frames": 16, "kv_bits": 2}
+    with pytest.raises(InvalidRequestError, match=r"frames: 64 then, 16 now; kv_bits: 16 then, 2 now"):
+        run_eval("videomme", fixtures["videomme"], out, ask, progress=False, identity=frames_16)
+    mlvu = run_identity("mlvu", fixtures["mlvu"], "m", {"frames": 64, "kv_bits": 16})
+    with pytest.raises(InvalidRequestError, match="benchmark: 'videomme' then, 'mlvu' now"):
+        run_eval("mlvu", fixtures["mlvu"], out, ask, progress=False, identity=mlvu)
+    assert free_path(out, frames_64) == out and free_path(out, frames_16) == tmp_path / "r-2.jsonl"
+    # answers with no record of their settings are not trusted either
+    bare = tmp_path / "bare.jsonl"
+    run_eval("videomme", fixtures["videomme"], bare, ask, progress=False)
+    with pytest.raises(InvalidRequestError, match="no record of the settings"):
+        run_eval("videomme", fixtures["videomme"], bare, ask, progress=False, identity=frames_64)
+
+
+def test_eval_cli_refuses_bad_paths_and_limits(fixtures, tmp_path, capsys):
+    from longvid.cli import main
+
+    base = ["eval", "--bench", "egoschema", "--data", str(fixtures["egoschema"])]
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main([*base, "--limit", "-1", "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert "--limit must be >= 1" in capsys.readouterr().err
+    assert main(["eval", "--bench", "egoschema", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b")]) == 2
+    assert "no results file at" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from longvid.cli.common import (
     parse_list,
     quiet_transformers,
 )
-from longvid.errors import InvalidRequestError
+from longvid.errors import InvalidRequestError, LongvidError
 from longvid.evals.benchmarks import BENCHMARKS
 from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, choices
 from longvid.probes.tasks import FORMS, TASKS
@@ -125,10 +125,14 @@ def eval_(
     compare: Annotated[
         tuple[Path, Path] | None, typer.Option(help="Two results files: a side-by-side table instead of a run.")
     ] = None,
+    new_file: Annotated[
+        bool, typer.Option(help="If --out holds a run with other settings, write OUT-2.jsonl (etc.) instead.")
+    ] = False,
 ) -> None:
     """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
     with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
-    from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval
+    from longvid.evals.results import free_path
+    from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval, run_identity
     from longvid.evals.runner import compare as compare_runs
 
     if bench not in BENCHMARKS:
@@ -143,14 +147,18 @@ def eval_(
     quiet_transformers()
     shard = Shard.from_env()
     llm = load(model, device=device_for(device, shard), visual_window=visual_window, device_map=device_map)
-    ask = model_answerer(llm, frames=frames, extend=extend, pooling=pooling, kv_bits=kv_bits)
-    summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive())
+    options = {"frames": frames or llm.trained_frames, "extend": extend, "pooling": pooling, "kv_bits": kv_bits,
+               "visual_window": visual_window or llm.visual_window()}  # fmt: skip
+    identity = run_identity(bench, data, llm.adapter.name, options)
+    if new_file:
+        out = free_path(out, identity)
+    ask = model_answerer(llm, **{k: v for k, v in options.items() if k != "visual_window"})
+    summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive(), identity=identity)
     if summary is None:
         return  # ranks other than 0: rank 0 merges and reports
-    summary["config"] = {
-        "model": llm.adapter.name, "frames": frames or llm.trained_frames, "extend": extend, "pooling": pooling,
-        "kv_bits": kv_bits, "processes": shard.world,
-    }  # fmt: skip
+    summary["config"] = {**identity, "processes": shard.world}
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     print(format_summary(summary))
     print(f"wrote {out} and {out.with_suffix('.summary.json')}")
+    if summary["failed"]:
+        raise LongvidError(f"{summary['failed']} items failed (their errors are in {out}); run again to retry them")

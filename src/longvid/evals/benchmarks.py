@@ -258,11 +258,15 @@ def build_prompt(name: str, item: Item) -> str:
 
 def summarize(name: str, records: list[dict]) -> dict:
     """Accuracy overall and per split, counting unparsed answers (wrong, and reported);
-    records without a ground truth are counted as unscored. MLVU adds M-Avg."""
+    records without a ground truth are counted as unscored; items that failed (no answer
+    at all) are counted apart and never scored. MLVU adds M-Avg."""
+    failed = [r for r in records if "error" in r]
+    records = [r for r in records if "error" not in r]
     scored = [r for r in records if r.get("answer") is not None]
     out: dict = {
         "benchmark": name,
-        "items": len(records),
+        "items": len(records) + len(failed),
+        "failed": len(failed),
         "scored": len(scored),
         "unscored": len(records) - len(scored),
         "unparsed": sum(r.get("pred") is None for r in records),

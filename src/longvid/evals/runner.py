@@ -1,9 +1,10 @@
 """Resumable benchmark runs: one JSON line per item, appended as it completes.
 
 A run that stops (killed, out of memory, a lost node) starts again where it stopped: the
-lines already written are kept and their items skipped; a last line cut off mid-write is
-detected, removed and that item redone. Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set)
-each process takes every WORLD_SIZE-th item and appends to its own file
+lines already written are kept and their items skipped; items that failed are asked again;
+unreadable lines (a last line cut off mid-write) are set aside and their items redone
+(``evals/results.py``). A results file is tied to the settings that wrote it. Under
+``torchrun`` (``RANK`` / ``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th item and appends to its own file
 (``results.rank0-of-2.jsonl``, …); rank 0 waits for the others and merges them, in
 benchmark order, into the main file.
 """
@@ -17,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from longvid.errors import InvalidRequestError
 from longvid.evals.answers import parse_choice
 from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
+from longvid.evals.results import check_results_path, claim, latest_by_id, merge, read_results
 from longvid.progress import bar
 
 
@@ -35,27 +38,6 @@ class Shard:
         if self.world == 1:
             return out
         return out.with_name(f"{out.stem}.rank{self.rank}-of-{self.world}{out.suffix}")
-
-
-def read_results(path: Path, repair: bool = False) -> list[dict]:
-    """The complete lines of a results file. ``repair``: cut a half-written last line off the
-    file itself, so that appending continues on a clean line."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    records, good = [], 0
-    for line in raw.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break  # the last line was cut off mid-write
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-        good += len(line)
-    if repair and good < len(raw):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return records
 
 
 # answers are a letter or a short phrase naming an option; tokens past these are never read
@@ -78,6 +60,15 @@ def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]
         return answer.text, {"frames": answer.report.frames, "visual_tokens": answer.report.visual_tokens}
 
     return ask
+
+
+def run_identity(bench: str, data: str | Path, model: str, options: dict) -> dict:
+    """What produces a run's answers: benchmark, data folder, model, the options that change
+    an answer, and longvid's version (a results file is tied to it: ``results.claim``)."""
+    from longvid import __version__
+
+    return {"benchmark": bench, "data": str(Path(data).resolve()), "model": str(model), **options,
+            "longvid": __version__}  # fmt: skip
 
 
 def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
@@ -107,15 +98,21 @@ def run_eval(
     shard: Shard | None = None,
     progress: bool = True,
     on_error: str = "record",
+    identity: dict | None = None,
 ) -> dict | None:
     """Run (or continue) a benchmark; returns the summary (on rank 0; None elsewhere).
 
-    ``ask(video, prompt) -> (response text, extra fields for the line)``. An item whose
-    video cannot be read is recorded with its error and counted wrong (``on_error="raise"``
-    stops instead)."""
+    ``ask(video, prompt) -> (response text, extra fields for the line)``. An item that fails
+    (its video cannot be read, the request is refused) is recorded with its error, never
+    scored, and asked again when the run is continued (``on_error="raise"`` stops instead).
+    ``identity``: the settings that produce the answers (``results.claim``); a results file
+    written under other settings is refused."""
     from longvid.errors import LongvidError
 
     out = Path(out)
+    check_results_path(out)
+    if limit is not None and limit < 1:
+        raise InvalidRequestError(f"--limit must be >= 1 (got {limit})")
     out.parent.mkdir(parents=True, exist_ok=True)
     shard = shard or Shard.from_env()
     items = load_benchmark(bench, data)
@@ -123,11 +120,13 @@ def run_eval(
         items = items[:limit]
     mine = items[shard.rank :: shard.world]
     path = shard.path(out)
-    done = {r["id"]: r for r in read_results(path, repair=True)}
+    if identity is not None:
+        claim(out, identity, [path, out])
+    done = latest_by_id(read_results(path, repair=True))
     if shard.world > 1:  # items already in a merged file from an earlier run count as done
-        done.update({r["id"]: r for r in read_results(out) if r["id"] not in done})
-    todo = [it for it in mine if it.id not in done]
-    correct = sum(bool(r.get("correct")) for r in done.values())
+        done.update({k: r for k, r in latest_by_id(read_results(out)).items() if k not in done})
+    todo = [it for it in mine if it.id not in done or "error" in done[it.id]]  # failed items are retried
+    correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     with path.open("a", encoding="utf-8") as f:
         for n, item in enumerate(todo, start=1):
@@ -136,10 +135,8 @@ def run_eval(
             except LongvidError as e:
                 if on_error == "raise":
                     raise
-                rec = {
-                    "id": item.id, "response": None, "pred": None, "answer": item.answer,
-                    "correct": None if item.answer is None else False, "splits": item.splits, "error": str(e),
-                }  # fmt: skip
+                rec = {"id": item.id, "response": None, "pred": None, "answer": item.answer, "correct": None,
+                       "splits": item.splits, "error": str(e)}  # fmt: skip
             f.write(json.dumps(rec) + "\n")
             f.flush()
             correct += bool(rec.get("correct"))
@@ -153,21 +150,8 @@ def run_eval(
             return None
         merge(out, [Shard(r, shard.world).path(out) for r in range(shard.world)], [it.id for it in items])
         _finish()
-    records = read_results(out)
-    return summarize(bench, records)
-
-
-def merge(out: Path, parts: list[Path], order: list[str]) -> None:
-    """Merge per-rank files (and an existing merged file) into ``out``, in benchmark order."""
-    by_id: dict[str, dict] = {r["id"]: r for r in read_results(out)}
-    for part in parts:
-        by_id.update({r["id"]: r for r in read_results(part)})
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for key in order:
-            if key in by_id:
-                f.write(json.dumps(by_id[key]) + "\n")
-    tmp.replace(out)
+    by_id = latest_by_id(read_results(out))
+    return summarize(bench, [by_id[it.id] for it in items if it.id in by_id])
 
 
 def _barrier() -> None:
@@ -195,6 +179,11 @@ def format_summary(summary: dict) -> str:
         f"**{summary['benchmark']}**: {summary['scored']} scored items, accuracy {pct(summary['accuracy'])} %"
         + (f", M-Avg {pct(summary['m_avg'])} %" if "m_avg" in summary else "")
         + f"; unparsed answers {summary['unparsed']}"
+        + (
+            f"; {summary['failed']} items failed (not scored; asked again on the next run)"
+            if summary.get("failed")
+            else ""
+        )
         + (f"; {summary['unscored']} without public answers (not scored)" if summary["unscored"] else ""),
         "",
         "| split | group | n | accuracy % | unparsed |",
@@ -208,7 +197,11 @@ def format_summary(summary: dict) -> str:
 
 def compare(bench: str, a: Path, b: Path) -> str:
     """Side by side: two runs' accuracy overall and per split group, with the difference."""
-    sa, sb = summarize(bench, read_results(a)), summarize(bench, read_results(b))
+    for path in (a, b):
+        if not Path(path).is_file():
+            raise InvalidRequestError(f"--compare: no results file at {path}")
+    sa = summarize(bench, list(latest_by_id(read_results(a)).values()))
+    sb = summarize(bench, list(latest_by_id(read_results(b)).values()))
 
     def pct(v):
         return "–" if v is None else f"{100 * v:.1f}"
