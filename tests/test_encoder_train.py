@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -264,3 +265,54 @@ def test_eval_command_reads_longer_inputs_by_interleaving(data, tmp_path, capsys
     chunks, _ = embed_clips(model, clips, 8, long="chunks", group=4)
     assert not torch.allclose(inter, chunks)  # two different readings of the same 8 frames
     assert main(["encoder", "eval", str(tmp_path / "l"), "--manifest", str(manifest), "--long", "sideways"]) == 2
+
+
+def test_config_paths_are_absolute_so_a_run_resumes_from_anywhere(data, tmp_path, monkeypatch):
+    root, manifest = data
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    rel = os.path.relpath(manifest, folder)
+    bert = os.path.relpath(root / "bert", folder)
+    (folder / "run.toml").write_text(
+        f'manifest = "{rel}"\nout = "runs/a"\ntext = "{bert}"\nframes = 4\nsteps = 2\nbatch = 4\nworkers = 0\n'
+        "warmup = 1\nsave_every = 1\n"
+    )
+    monkeypatch.chdir(folder)
+    first = load_config("run.toml")  # relative to the config, launched from its folder
+    assert first.manifest == str(manifest.resolve()) and first.out == str((folder / "runs" / "a").resolve())
+    train(first, progress=False, stop_after=1)
+    monkeypatch.chdir(tmp_path)
+    again = load_config(folder / "run.toml")  # from elsewhere, by absolute path: the same run
+    assert again == first
+    train(again, progress=False)
+    assert len(losses(folder / "runs" / "a")) == 2
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"manifest": "missing.jsonl"}, "manifest: no manifest file at"),
+        ({"mask_ratio": -0.5}, r"mask_ratio must be in \[0, 1\)"),
+        ({"mask_ratio": 1.0}, r"mask_ratio must be in \[0, 1\)"),
+        ({"steps": "abc"}, "steps must be an int"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"batch": 0}, "batch must be >= 1"),
+        ({"warmup": -1}, "warmup must be >= 0"),
+        ({"grad_checkpointing": "yes"}, "grad_checkpointing must be a bool"),
+    ],
+)
+def test_bad_config_values_are_refused_naming_the_key(data, tmp_path, override, message):
+    root, manifest = data
+    (tmp_path / "c.toml").write_text(f'manifest = "{manifest}"\nout = "o"\ntext = "{root / "bert"}"\n')
+    with pytest.raises(InvalidRequestError, match=message):
+        train(load_config(tmp_path / "c.toml", override), progress=False)
+
+
+def test_cli_set_with_a_missing_manifest_is_one_line(data, tmp_path, capsys):
+    from longvid.cli import main
+
+    root, manifest = data
+    (tmp_path / "c.toml").write_text(f'manifest = "{manifest}"\nout = "o"\ntext = "{root / "bert"}"\n')
+    assert main(["encoder", "train", str(tmp_path / "c.toml"), "--set", "manifest=missing.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest: no manifest file at" in err and err.count("\n") == 1

@@ -57,6 +57,7 @@ class EncoderTrainConfig:
     eval_manifest: str | None = None  # R@1 and order accuracy on it at the end
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.stage not in STAGES:
             raise InvalidRequestError(f"unknown stage {self.stage!r}; choose from {', '.join(STAGES)}")
         for key, value in STAGES[self.stage].items():
@@ -73,8 +74,34 @@ class EncoderTrainConfig:
             raise InvalidRequestError(f"distributed must be ddp or fsdp (got {self.distributed!r})")
         if self.schedule not in ("cosine", "constant"):
             raise InvalidRequestError(f"schedule must be cosine or constant (got {self.schedule!r})")
-        if self.steps < 1 or self.batch < 1:
-            raise InvalidRequestError("steps and batch must be >= 1")
+        for key in ("steps", "batch", "frames", "threads", "save_every"):
+            if getattr(self, key) < 1:
+                raise InvalidRequestError(f"{key} must be >= 1 (got {getattr(self, key)})")
+        for key in ("warmup", "workers", "weight_decay", "min_lr"):
+            if getattr(self, key) < 0:
+                raise InvalidRequestError(f"{key} must be >= 0 (got {getattr(self, key)})")
+        if not self.lr > 0:
+            raise InvalidRequestError(f"lr must be > 0 (got {self.lr})")
+        if not 0 <= self.mask_ratio < 1:
+            raise InvalidRequestError(f"mask_ratio must be in [0, 1) (got {self.mask_ratio})")
+        if self.resolution is not None and self.resolution < 1:
+            raise InvalidRequestError(f"resolution must be >= 1 (got {self.resolution})")
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_types(cfg: EncoderTrainConfig) -> None:
+    """Each key's value of its declared type (a TOML string where a number belongs would
+    otherwise fail later, inside the loop, with a message about comparisons)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        kind, _, optional = f.type.partition(" | ")
+        if value is None and optional == "None":
+            continue
+        wanted = _TYPES[kind]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            raise InvalidRequestError(f"{f.name} must be {'a' if kind != 'int' else 'an'} {kind} (got {value!r})")
 
 
 def parse_trainable(text: str) -> int | None:
@@ -110,10 +137,22 @@ def load_config(path: str | Path, overrides: dict | None = None) -> EncoderTrain
     unknown = sorted(set(flat) - known)
     if unknown:
         raise InvalidRequestError(f"{path}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
-    for key in ("manifest", "out", "init", "text", "eval_manifest"):
-        if flat.get(key) is not None and not Path(flat[key]).is_absolute():
-            flat[key] = str(path.parent / flat[key])
+    # paths are made absolute (relative ones from the config's folder) before they are stored
+    # and compared on resume: the same run launched from elsewhere is the same run
+    for key in ("manifest", "out", "init", "eval_manifest"):
+        if isinstance(flat.get(key), str):
+            flat[key] = str((path.parent / flat[key]).resolve())
+    if isinstance(flat.get("text"), str) and (path.parent / flat["text"]).exists():  # else a hub id
+        flat["text"] = str((path.parent / flat["text"]).resolve())
     try:
         return EncoderTrainConfig(**flat)
     except TypeError as e:
         raise InvalidRequestError(f"{path}: {e}") from None
+
+
+def check_inputs(cfg: EncoderTrainConfig) -> None:
+    """The files a run reads exist (checked when it starts, not after training)."""
+    for key in ("manifest", "eval_manifest"):
+        value = getattr(cfg, key)
+        if value is not None and not Path(value).is_file():
+            raise InvalidRequestError(f"{key}: no manifest file at {value}")

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from longvid.encoder.checkpoints import full_state, load_checkpoint, restore_state, save_atomic
-from longvid.encoder.config import RESUME_MAY_CHANGE, EncoderTrainConfig, load_config
+from longvid.encoder.config import RESUME_MAY_CHANGE, EncoderTrainConfig, check_inputs, load_config
 from longvid.encoder.data import ClipDataset, StepSampler, collate, load_pixels, read_manifest
 from longvid.encoder.distributed import Dist, barrier, init_distributed, mean_over_ranks, wrap
 from longvid.encoder.dual import DualEncoder, build, load_encoder, set_trainable, temperature
@@ -51,6 +51,7 @@ def lr_at(cfg: EncoderTrainConfig, step: int) -> float:
 def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None = None) -> dict:
     """Train (or resume from ``OUT/checkpoint.pt``) and return the final record.
     ``stop_after``: leave after that many steps of this run, as a killed job would (tests)."""
+    check_inputs(cfg)
     torch.set_num_threads(cfg.threads)
     env = init_distributed()
     out = Path(cfg.out)
