@@ -44,3 +44,25 @@ def save_tiny_bert(folder: Path, max_positions: int = 64) -> Path:
     BertModel(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def truncated_faststart_mp4(folder: Path, frames: int = 300, keep: float = 0.6) -> Path:
+    """A stamped video remuxed with its index first (faststart), then cut: the header
+    promises ``frames`` frames, the file holds about ``keep`` of them."""
+    import av
+
+    from longvid.video.synth import write_stamped_video
+
+    full = folder / "full.mp4"
+    write_stamped_video(full, frames)
+    moved = folder / "faststart.mp4"
+    with av.open(str(full)) as src, av.open(str(moved), "w", options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for pkt in src.demux(src.streams.video[0]):
+            if pkt.size:
+                pkt.stream = stream
+                dst.mux(pkt)
+    cut = folder / "cut_faststart.mp4"
+    data = moved.read_bytes()
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return cut

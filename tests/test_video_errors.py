@@ -21,6 +21,7 @@ from longvid.errors import (
 )
 from longvid.video import FrameReader, probe, read_index_stamp, sample_frames
 from longvid.video.synth import write_stamped_video
+from tests.support import truncated_faststart_mp4
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -73,19 +74,7 @@ def test_truncated_mp4_without_index(tmp_path):
 
 
 def test_truncated_faststart_mp4_reads_what_is_there(tmp_path):
-    full = tmp_path / "fast.mp4"
-    write_stamped_video(full, 300)
-    # remux with the index first (faststart), then cut: the header promises 300 frames
-    moved = tmp_path / "faststart.mp4"
-    with av.open(str(full)) as src, av.open(str(moved), "w", options={"movflags": "faststart"}) as dst:
-        s = dst.add_stream_from_template(src.streams.video[0])
-        for pkt in src.demux(src.streams.video[0]):
-            if pkt.size:
-                pkt.stream = s
-                dst.mux(pkt)
-    cut = tmp_path / "cut_faststart.mp4"
-    data = moved.read_bytes()
-    cut.write_bytes(data[: int(len(data) * 0.6)])
+    cut = truncated_faststart_mp4(tmp_path, 300)  # the header promises 300 frames
     with pytest.warns(DecodeWarning, match="truncated"):
         reader = FrameReader(cut)
     assert 0 < len(reader.index) < 300

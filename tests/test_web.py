@@ -123,6 +123,21 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
     assert client.post("/api/ask", content=b"\xff\xfe").status_code == 400
 
 
+def test_a_truncated_upload_says_so_on_upload_and_with_the_answer(client, tmp_path):
+    from tests.support import truncated_faststart_mp4
+
+    cut = truncated_faststart_mp4(tmp_path, 120, keep=0.25)
+    up = client.post("/api/upload", content=cut.read_bytes(), headers={"X-Filename": "clip.mp4"})
+    assert up.status_code == 200, up.text
+    got = up.json()
+    assert 0 < got["frames"] < 120  # what is really there, not what the header promises
+    assert got["warnings"] and "truncated" in got["warnings"][0] and "clip.mp4" in got["warnings"][0]
+    assert str(client.app.state.upload_dir) not in " ".join(got["warnings"])
+    job = client.post("/api/ask", json={"upload": got["upload"], "question": "what colour ?", "frames": 4})
+    done = wait(client, job.json()["job"])
+    assert done["status"] == "done" and any("truncated" in w for w in done["warnings"])
+
+
 def test_failed_start_leaves_no_upload_folder(tmp_path):
     from longvid.errors import ModelLoadError
 

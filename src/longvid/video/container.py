@@ -185,6 +185,15 @@ class _IndexCache:
 _CACHE = _IndexCache()
 
 
+def truncation(path: str | Path, index: FrameIndex) -> str | None:
+    """What a file whose header promises more frames than it holds should say about it."""
+    if index.header_frames > len(index):
+        return (
+            f"{path}: container lists {index.header_frames} frames but only {len(index)} are readable (truncated file?)"
+        )
+    return None
+
+
 def frame_index(path: str | Path) -> FrameIndex:
     """The frame index of ``path`` (demuxed once, then cached while the file is unchanged)."""
     return _CACHE.get(path)

@@ -30,7 +30,7 @@ from longvid.errors import (
     InvalidRequestError,
 )
 from longvid.progress import bar
-from longvid.video.container import FrameIndex, frame_index, open_container, probe
+from longvid.video.container import FrameIndex, frame_index, open_container, probe, truncation
 from longvid.video.frames import DecodeStats, Frames
 from longvid.video.plan import (
     Segment,
@@ -165,13 +165,9 @@ class FrameReader:
         self.path = Path(path)
         self.index = frame_index(self.path)
         self.info = probe(self.path, exact=True)
-        if self.index.header_frames > len(self.index):
-            warnings.warn(
-                f"{self.path}: container lists {self.index.header_frames} frames but only "
-                f"{len(self.index)} are readable (truncated file?)",
-                DecodeWarning,
-                stacklevel=2,
-            )
+        note = truncation(self.path, self.index)
+        if note:
+            warnings.warn(note, DecodeWarning, stacklevel=2)
 
     # ---- requests
 

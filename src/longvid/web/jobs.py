@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Job:
     total: int = 0
     result: dict | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # shown with the answer
     created: float = field(default_factory=time.time)
 
     def hide_path(self, message: str) -> str:
@@ -48,6 +50,7 @@ class Job:
             "total": self.total,
             "filename": self.filename,
             "question": self.question,
+            "warnings": self.warnings,
         }
         if self.result is not None:
             out.update(self.result)
@@ -101,14 +104,19 @@ class Worker:
         def progress(stage: str, done: int, total: int) -> None:
             job.stage, job.done, job.total = stage, done, total
 
-        answer = self.llm.ask(job.video, job.question, progress=progress, **job.options)
-        r = answer.report
-        job.stage = "frame strip"
-        job.result = {
-            "answer": answer.text,
-            "report": r.to_dict(),
-            "strip": frame_strip(job.video, r.frame_indices, r.timestamps, r.tokens_per_frame),
-        }
+        # what reading the video finds (a truncated file, frames that fail) goes to the page;
+        # one worker thread: nothing else changes the warning filters meanwhile
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answer = self.llm.ask(job.video, job.question, progress=progress, **job.options)
+            r = answer.report
+            job.stage = "frame strip"
+            strip = frame_strip(job.video, r.frame_indices, r.timestamps, r.tokens_per_frame)
+        for w in caught:
+            message = job.hide_path(str(w.message))
+            if message not in job.warnings:
+                job.warnings.append(message)
+        job.result = {"answer": answer.text, "report": r.to_dict(), "strip": strip}
         job.status = "done"
 
 

@@ -109,7 +109,14 @@ class Api:
             return error_response(e)
         size = up.path.stat().st_size
         return JSONResponse(
-            {"upload": key, "bytes": size, "frames": info.frame_count, "seconds": info.duration, "name": name}
+            {
+                "upload": key,
+                "bytes": size,
+                "frames": info.frame_count,
+                "seconds": info.duration,
+                "name": name,
+                "warnings": list(up.warnings),
+            }
         )
 
     async def ask(self, request: Request):
@@ -118,14 +125,14 @@ class Api:
             question, options = parse_question(form)
             if form.get("upload"):
                 up = self.uploads.take(form["upload"])
-                video, filename, delete_after = up.path, up.name, True
+                video, filename, delete_after, found = up.path, up.name, True, up.warnings
             elif form.get("sample"):
-                video, filename, delete_after = self.sample, self.sample.name, False
+                video, filename, delete_after, found = self.sample, self.sample.name, False, ()
             else:
                 raise BadRequest("choose a video file to upload, or use the sample")
         except LongvidError as e:
             return error_response(e)
-        job = Job(uuid.uuid4().hex, question, options, video, delete_after, filename)
+        job = Job(uuid.uuid4().hex, question, options, video, delete_after, filename, warnings=list(found))
         self.worker.submit(job)
         return JSONResponse({"job": job.id}, status_code=202)
 

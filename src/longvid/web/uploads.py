@@ -22,6 +22,7 @@ class Upload:
     path: Path
     name: str  # the client's file name, for display only
     created: float
+    warnings: tuple[str, ...] = ()  # what reading it found (a truncated file, frames that fail)
 
 
 class Uploads:
@@ -45,7 +46,7 @@ class Uploads:
     async def store(self, body: AsyncIterator[bytes], name: str) -> tuple[str, Upload, object]:
         """Stream ``body`` to disk, enforcing the cap as it comes; returns (key, upload, the
         video's probe). Anything that is not a readable video is deleted."""
-        from longvid.video import probe
+        from longvid.video.container import frame_index, probe, truncation
 
         self.sweep()
         key = uuid.uuid4().hex
@@ -61,13 +62,14 @@ class Uploads:
             if size == 0:
                 raise BadRequest("the uploaded file is empty")
             try:
-                info = probe(path)
+                info = probe(path, exact=True)  # every packet indexed: a truncated file shows
+                note = truncation(name, frame_index(path))
             except LongvidError as e:
                 raise BadRequest(f"not a video longvid can read ({str(e).replace(str(path), name)})") from None
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        upload = Upload(path, name, time.time())
+        upload = Upload(path, name, time.time(), (note,) if note else ())
         self.held[key] = upload
         return key, upload, info
 
