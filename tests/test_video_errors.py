@@ -53,6 +53,9 @@ def test_empty_file(tmp_path):
     [
         ("random.mp4", np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes()),
         ("notes.mp4", b"these are my notes, not a video\n" * 100),
+        # FFmpeg reads a .txt as 640x400 "video" through its ANSI decoder: refused as text
+        ("notes.txt", b"these are my notes, not a video\n" * 400),
+        ("art.ans", b"\x1b[31mred\x1b[0m text " * 500),
     ],
 )
 def test_not_a_video(tmp_path, name, content):

@@ -24,6 +24,11 @@ from longvid.errors import EmptyVideoError, NotAVideoError, NoVideoStreamError, 
 _PROBE_PACKETS = 2000
 
 
+# FFmpeg decoders and demuxers that turn text (ANSI art, .txt, binary text) into frames
+TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf", "tty"})
+TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "idf", "adf"})
+
+
 def open_container(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading; every failure becomes a typed one-line error."""
     p = Path(path)
@@ -44,6 +49,10 @@ def open_container(path: str | Path) -> av.container.InputContainer:
         container.close()
         found = f"streams: {', '.join(kinds)}" if kinds else "the file holds no streams"
         raise NoVideoStreamError(p, f"no video stream ({found})")
+    codec = container.streams.video[0].codec_context.name
+    if codec in TEXT_CODECS or container.format.name in TEXT_FORMATS:
+        container.close()  # FFmpeg renders text files as "video"; nobody means them as one
+        raise NotAVideoError(p, f"a text file, not a video (FFmpeg would draw it as {codec} text)")
     return container
 
 
