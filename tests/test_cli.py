@@ -90,3 +90,55 @@ def test_bundled_sample_is_readable(capsys):
     code, out, _ = run(capsys, "info", SAMPLE, "--json")
     info = json.loads(out)
     assert code == 0 and info["frame_count"] == 960 and info["width"] == 256
+
+
+# every command, with inputs a user gets wrong: one line on stderr, exit code 2, no traceback
+# (docs/reliability.md lists these with what each gets)
+BAD_INPUTS = [
+    (["info", "{tmp}/missing.mp4"], "no such file"),
+    (["frames", SAMPLE, "--fps", "nan"], "fps must be a positive number"),
+    (["frames", SAMPLE, "--fps", "inf"], "fps must be a positive number"),
+    (["frames", SAMPLE, "-n", "2", "--size", "100000"], "larger than 8192 pixels a side"),
+    (["frames", SAMPLE, "-n", "2", "--size", "1x100000"], "larger than 8192 pixels a side"),
+    (["frames", SAMPLE, "-n", "2", "--size", "big"], "--size must be WxH"),
+    (["frames", SAMPLE, "--indices", "99999999999999999999"], "out of range"),
+    (["frames", SAMPLE, "--timestamps", "nan"], "nan or inf"),
+    (["frames", SAMPLE, "-n", "2", "--fast", "--tolerance", "-1"], "tolerance must be >= 0"),
+    (["frames", SAMPLE, "-n", "2", "--out", "/proc/x.npz"], "/proc/x.npz"),
+    (["frames", SAMPLE, "-n", "2", "--sheet", "{tmp}/x.foo"], "not an image file name"),
+    (["synth", "--out", "{tmp}/x.mp4", "--codec", "h265", "--minutes", "0.01"], "no 'h265' encoder"),
+    (["synth", "--out", "{tmp}/x.mp4", "--fps", "abc"], "--fps must be a number"),
+    (["synth", "--out", "{tmp}/x.mp4", "--minutes", "-1"], "--minutes must be > 0"),
+    (["ask", SAMPLE, "q", "--device", "bogus"], "unknown device 'bogus'"),
+    (["ask", SAMPLE, "q", "--kv-bits", "3"], "kv bits must be one of"),
+    (["ask", SAMPLE, "q", "--pooling", "progressive", "--anchors", "sometimes"], "unknown anchors"),
+    (["ask", SAMPLE, "q", "--rearrange", "shuffle"], "unknown rearrangement"),
+    (["ask", "{tmp}/notes.txt", "q"], "a text file, not a video"),
+    (["tiny", "nofamily", "{tmp}/t"], "no tiny builder"),
+    (["inspect", "--model", "{tmp}/nothing"], "{tmp}/nothing"),
+    (["prepare", SAMPLE, "q", "--model", "{tmp}/nothing", "--out", "{tmp}/o.safetensors"], "{tmp}/nothing"),
+    (["probe", "--task", "nope", "--frames", "4"], "unknown probe task"),
+    (["probe", "--depths", "2", "--frames", "4"], "--depths must lie in [0, 1]"),
+    (["probe", "--frames", "a,b"], "comma-separated list of ints"),
+    (["profile", "--frames", "x"], "comma-separated list of ints"),
+    (["eval", "--bench", "nope"], "--bench must be one of"),
+    (["eval", "--bench", "mlvu"], "--data DIR is needed"),
+    (["testbed", "card", "--model", "{tmp}"], "no card.json"),
+    (["encoder", "train", "{tmp}/missing.toml"], "no such config file"),
+    (["encoder", "eval", "{tmp}/nockpt", "--manifest", "{tmp}/m.jsonl"], "no encoder checkpoint"),
+    (["encoder", "synth", "{tmp}/s", "--n", "0"], "need n >= 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(map(str, a[:3])) for a, _ in BAD_INPUTS])
+def test_bad_inputs_are_one_line_never_a_traceback(capsys, tmp_path, args, message):
+    (tmp_path / "notes.txt").write_text("these are my notes, not a video\n" * 400)
+    code, out, err = run(capsys, *[str(a).replace("{tmp}", str(tmp_path)) for a in args])
+    assert code == 2, (out, err)
+    assert "Traceback" not in err and err.startswith("longvid: error: ") and err.count("\n") == 1, err
+    assert message.replace("{tmp}", str(tmp_path)) in err
+
+
+def test_usage_errors_name_the_option(capsys):
+    code, _, err = run(capsys, "serve", "--port", "99999")
+    assert code == 2 and "Traceback" not in err and "--port" in err

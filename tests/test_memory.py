@@ -3,6 +3,8 @@ guard, and the analytic 7B figures."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -83,14 +85,37 @@ def test_vision_stage_peak_does_not_grow_with_frames(tmp_path):
     assert peaks[160] <= peaks[32] + pooled_growth + 24 * 2**20
 
 
-def test_guard_refuses_what_cannot_fit(ov, monkeypatch):
-    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 1 * 2**20)
-    with pytest.raises(
-        InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try --pooling progressive"
-    ):
+def test_guard_refuses_what_cannot_fit_and_suggests_only_what_would(ov, monkeypatch):
+    grid = ov.video_grid(SAMPLE)
+    uniform_256 = ov.estimate(256, ov.schedule("uniform"), grid=grid).beyond_weights
+    progressive_256 = ov.estimate(256, ov.schedule("progressive"), grid=grid).beyond_weights
+    free = (uniform_256 + progressive_256) // 2
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: free)
+    with pytest.raises(InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try ") as e:
         ov.ask(SAMPLE, "q", frames=256)
-    with pytest.raises(InvalidRequestError, match=r"--kv-bits 4 \(.* GiB\), --frames 128 \(.* GiB\)$"):
-        ov.ask(SAMPLE, "q", frames=256, pooling="progressive")
+    message = str(e.value)
+    assert "--pooling progressive" in message
+    fewer = int(re.search(r"--frames (\d+)", message).group(1))
+    fits = ov.estimate(fewer, ov.schedule("uniform"), grid=grid).beyond_weights
+    assert fits <= free < ov.estimate(2 * fewer, ov.schedule("uniform"), grid=grid).beyond_weights
+    # nothing smaller fits: said so, nothing suggested
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 1024)
+    with pytest.raises(InvalidRequestError, match=r"no smaller setting longvid knows would fit$"):
+        ov.ask(SAMPLE, "q", frames=256)
+
+
+def test_guard_estimates_the_frames_the_video_has(ov, tmp_path, monkeypatch):
+    from longvid.errors import FrameRangeWarning
+    from longvid.video.synth import write_stamped_video
+
+    short = tmp_path / "short.mp4"
+    write_stamped_video(short, 24)
+    grid = ov.video_grid(short)
+    need = ov.estimate(24, ov.schedule("uniform"), grid=grid).beyond_weights
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: need + 2**20)
+    with pytest.warns(FrameRangeWarning, match="clamped"):  # 24 frames are read, and fit
+        answer = ov.ask(short, "q", frames=10_000_000, max_new_tokens=1)
+    assert answer.report.frames == 24
 
 
 def test_guard_names_what_each_alternative_needs(monkeypatch):
@@ -98,9 +123,10 @@ def test_guard_names_what_each_alternative_needs(monkeypatch):
     monkeypatch.setattr(budget_mod, "available_bytes", lambda device: 2 * gib)
     need = budget_mod.Estimate(weights=10 * gib, vision=gib, kv_cache=3 * gib, prefill=gib)
     smaller = budget_mod.Estimate(weights=10 * gib, vision=gib // 2, kv_cache=gib, prefill=0)
+    too_big = budget_mod.Estimate(weights=10 * gib, vision=gib, kv_cache=2 * gib, prefill=0)
     with pytest.raises(InvalidRequestError, match=r"needs about 5\.0 GiB .* 2\.0 GiB is free .* try --x \(1\.5 GiB\)$"):
-        budget_mod.guard(need, "cpu", lambda: {"--x": smaller})
-    budget_mod.guard(smaller, "cpu", lambda: {})  # 1.5 GiB fits in 2
+        budget_mod.guard(need, "cpu", lambda free: {"--x": smaller, "--y": too_big})
+    budget_mod.guard(smaller, "cpu", lambda free: {})  # 1.5 GiB fits in 2
 
 
 def test_analytic_7b_kv_cache():

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except LongvidError as e:
         print(f"longvid: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as e:  # a file longvid was told to write or read: the system's reason, one line
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"longvid: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

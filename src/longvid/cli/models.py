@@ -81,7 +81,7 @@ def ask(
 def serve(
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 7860,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     max_upload_mb: Annotated[float, typer.Option(help="Largest video upload, in MB.")] = 512,
 ) -> None:

@@ -35,7 +35,7 @@ from longvid.models.encoding import Video
 from longvid.models.generation import Layout
 from longvid.models.results import Answer, Report, VisualTokens
 from longvid.progress import Progress
-from longvid.video import Frames
+from longvid.video import Frames, probe
 
 __all__ = ["Answer", "Layout", "Report", "VideoLLM", "VisualTokens"]
 
@@ -216,17 +216,23 @@ class VideoLLM:
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
         grid = self.video_grid(video)
+        available = len(video) if isinstance(video, np.ndarray | Frames) else probe(video).frame_count
+        planned = min(frames, available)  # the reader clamps to what the video has: so does the estimate
 
-        def estimate_with(frames=frames, schedule=schedule, kv_bits=kv_bits) -> Estimate:
+        def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
             return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames)
 
-        def alternatives() -> dict[str, Estimate]:  # what each option would need instead
+        def alternatives(free: int) -> dict[str, Estimate]:  # what each option would need instead
             alt = {}
             if schedule.kind != "progressive":
                 alt["--pooling progressive"] = estimate_with(schedule=self.schedule("progressive"))
             if kv_bits > 4:
                 alt["--kv-bits 4"] = estimate_with(kv_bits=4)
-            alt[f"--frames {max(1, frames // 2)}"] = estimate_with(frames=max(1, frames // 2))
+            fewer = planned // 2
+            while fewer > 1 and estimate_with(frames=fewer).beyond_weights > free:
+                fewer //= 2  # the largest halving that fits
+            if fewer >= 1:
+                alt[f"--frames {fewer}"] = estimate_with(frames=fewer)
             return alt
 
         guard(estimate_with(), self.adapter.device, alternatives)

@@ -138,17 +138,20 @@ def available_bytes(device: str | torch.device) -> int:
     return psutil.virtual_memory().available
 
 
-def guard(need: Estimate, device: str | torch.device, alternatives: Callable[[], dict[str, Estimate]]) -> None:
-    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory;
-    the message names each alternative (an option → its estimate) with what it would need."""
+def guard(need: Estimate, device: str | torch.device, alternatives: Callable[[int], dict[str, Estimate]]) -> None:
+    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory.
+    ``alternatives(free bytes)`` maps other options to their estimates; the message names
+    those that would fit, with what each needs (or says that none would)."""
     free = available_bytes(device)
     request = need.beyond_weights
     if request <= free:
         return
     gib = 2**30
-    tips = [f"{option} ({alt.beyond_weights / gib:.1f} GiB)" for option, alt in alternatives().items()]
+    fits = {option: alt for option, alt in alternatives(free).items() if alt.beyond_weights <= free}
+    tips = [f"{option} ({alt.beyond_weights / gib:.2g} GiB)" for option, alt in fits.items()]
+    advice = "try " + ", ".join(tips) if tips else "no smaller setting longvid knows would fit"
     raise InvalidRequestError(
         f"this request needs about {request / gib:.1f} GiB beyond the weights (KV cache "
         f"{need.kv_cache / gib:.1f}, prefill {need.prefill / gib:.1f}, vision {need.vision / gib:.1f}) but only "
-        f"{free / gib:.1f} GiB is free on {torch.device(device).type}; try " + ", ".join(tips)
+        f"{free / gib:.1f} GiB is free on {torch.device(device).type}; {advice}"
     )

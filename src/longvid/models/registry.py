@@ -80,6 +80,10 @@ def load(
 
     if model is None:
         model = default_model()
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise InvalidRequestError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidRequestError("device 'cuda' requested but no CUDA GPU is available")
     files = read_checkpoint(model, check_config=lambda c: adapter_class(c.model_type))

@@ -4,6 +4,7 @@ less)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +53,11 @@ def select_indices(
         return uniform_indices(count, n)
 
     if indices is not None:
-        out = np.asarray(list(indices), dtype=np.int64)
+        listed = list(indices)
+        bad = [i for i in listed if not -(2**62) < int(i) < 2**62]
+        if bad:
+            raise FrameRangeError(path, f"frame index {bad[0]} out of range (video has {count} frames)")
+        out = np.asarray(listed, dtype=np.int64)
         if out.size == 0:
             raise InvalidRequestError("no frame indices given")
         bad = out[(out < 0) | (out >= count)]
@@ -63,10 +68,13 @@ def select_indices(
         return out
 
     if fps is not None:
-        if fps <= 0:
-            raise InvalidRequestError(f"fps must be > 0 (got {fps})")
-        times = np.arange(0.0, index.duration - 1e-9, 1.0 / fps)
-        out = np.unique(index.frame_at(times))  # a rate above the video's repeats nothing
+        if not (math.isfinite(fps) and fps > 0):
+            raise InvalidRequestError(f"fps must be a positive number (got {fps})")
+        if fps * index.duration >= count:  # at or above the video's own rate: every frame
+            out = np.arange(count, dtype=np.int64)
+        else:
+            times = np.arange(0.0, index.duration - 1e-9, 1.0 / fps)
+            out = np.unique(index.frame_at(times))
         if max_frames is not None:
             if max_frames < 1:
                 raise InvalidRequestError(f"max_frames must be >= 1 (got {max_frames})")
@@ -77,6 +85,8 @@ def select_indices(
     times = np.asarray(list(timestamps), dtype=np.float64)
     if times.size == 0:
         raise InvalidRequestError("no timestamps given")
+    if not np.isfinite(times).all():
+        raise InvalidRequestError("timestamps must be numbers of seconds (got nan or inf)")
     if (times < 0).any():
         raise InvalidRequestError(f"timestamps must be >= 0 (got {times.min()})")
     late = times[times >= index.duration]

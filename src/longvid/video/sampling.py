@@ -42,6 +42,10 @@ from longvid.video.plan import (
 Size = int | tuple[int, int] | None
 
 
+# larger sides than 8K video has are a typo, and would ask for gigabytes per frame
+MAX_SIDE = 8192
+
+
 def _target_size(width: int, height: int, size: Size) -> tuple[int, int]:
     if size is None:
         return width, height
@@ -49,10 +53,13 @@ def _target_size(width: int, height: int, size: Size) -> tuple[int, int]:
         if size < 1:
             raise InvalidRequestError(f"size must be >= 1 (got {size})")
         scale = size / min(width, height)
-        return max(1, round(width * scale)), max(1, round(height * scale))
-    w, h = size
-    if w < 1 or h < 1:
-        raise InvalidRequestError(f"size must be positive (got {w}x{h})")
+        w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    else:
+        w, h = size
+        if w < 1 or h < 1:
+            raise InvalidRequestError(f"size must be positive (got {w}x{h})")
+    if max(w, h) > MAX_SIDE:
+        raise InvalidRequestError(f"size {w}x{h} is larger than {MAX_SIDE} pixels a side")
     return int(w), int(h)
 
 
@@ -270,6 +277,8 @@ class FrameReader:
     def _resolve(self, request: dict, size: Size, fast: bool, tolerance: float | None, strict: bool):
         """Requested indices (request order), the frames to decode for them (keyframes in
         fast mode), those sorted without repeats, and the output (W, H)."""
+        if tolerance is not None and not tolerance >= 0:
+            raise InvalidRequestError(f"tolerance must be >= 0 seconds (got {tolerance})")
         requested = self.targets(strict=strict, **request)
         sources = snap_to_keyframes(self.index, requested, tolerance) if fast else requested
         return requested, sources, np.unique(sources), _target_size(self.info.width, self.info.height, size)

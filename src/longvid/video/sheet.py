@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from longvid.errors import InvalidRequestError
+
 
 def format_time(seconds: float) -> str:
     """'1:02:03.4' / '2:03.4' / '3.40s' style, compact for labels."""
@@ -55,6 +57,8 @@ def contact_sheet(
 
 def save_contact_sheet(path: str | Path, frames, timestamps, indices=None, **kwargs) -> Path:
     path = Path(path)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise InvalidRequestError(f"{path}: not an image file name (use .png or .jpg)")
     path.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(frames, timestamps, indices, **kwargs).save(path)
     return path

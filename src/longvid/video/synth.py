@@ -340,7 +340,12 @@ def write_video(
 
     tmp = path.with_name(path.name + ".part" + path.suffix)
     with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=scene.fps)
+        try:
+            stream = container.add_stream(codec, rate=scene.fps)
+        except (av.FFmpegError, ValueError):
+            raise InvalidRequestError(
+                f"no {codec!r} encoder in this FFmpeg; use libx264, libvpx-vp9 or mpeg4"
+            ) from None
         stream.width, stream.height, stream.pix_fmt = scene.width, scene.height, pix_fmt
         stream.codec_context.gop_size = gop
         if codec == "mpeg4" and bframes:
