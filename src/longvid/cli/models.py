@@ -46,6 +46,13 @@ def ask(
     fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            help="Ask four ways, side by side: the trained frame count, then 16x the frames unmodified, "
+            "with visual-yarn, and with visual-yarn + progressive pooling (--frames, --extend, --pooling ignored)."
+        ),
+    ] = False,
 ) -> None:
     """Answer a question about a video, with a report of frames, tokens, memory and time."""
     from longvid.memory import return_freed_memory_to_os
@@ -54,6 +61,19 @@ def ask(
     return_freed_memory_to_os()
     quiet_transformers()
     llm = load(model, device=device, visual_window=visual_window)
+    if compare:
+        from longvid.models.compare import compare as compare_settings
+        from longvid.models.compare import table
+
+        results = compare_settings(llm, video, question, kv_bits=kv_bits, max_new_tokens=max_new_tokens,
+                                   fast_resize=fast_resize, progress=interactive() and not as_json)  # fmt: skip
+        if as_json:
+            print(json.dumps([{**row, **answer.to_dict()} for row, answer in results]))
+            return
+        shown = "the bundled testbed" if model is None else llm.adapter.name
+        print(f"{question}  ({shown}, trained on {llm.trained_frames} frames)")
+        print(table(results))
+        return
     answer = llm.ask(
         video, question, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
         anchors=anchors, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
