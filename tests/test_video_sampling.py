@@ -68,6 +68,14 @@ def test_by_fps_with_cap(stamped_video):
     assert stamps(capped) == capped.indices.tolist()
 
 
+def test_a_rate_at_or_above_the_videos_takes_every_frame(video_dir):
+    reader = FrameReader(video_dir / "h264_longgop.mp4")  # 30 fps
+    every = np.arange(NUM_FRAMES)
+    for fps in (30.0, 120.0, 1e300):  # no time grid of 1e300 points is built
+        assert reader.targets(fps=fps).tolist() == every.tolist()
+    assert len(reader.targets(fps=15.0)) == NUM_FRAMES // 2
+
+
 def test_resize_exact_and_shorter_side(stamped_video):
     exact = sample_frames(stamped_video, 9, size=(160, 96))
     assert exact.array.shape == (9, 96, 160, 3)
