@@ -143,7 +143,7 @@ def test_index_and_time_out_of_range(small_video):
     [
         (dict(n=0), "must be >= 1"),
         (dict(n=-3), "must be >= 1"),
-        (dict(fps=0), "fps must be > 0"),
+        (dict(fps=0), "fps must be a positive number"),
         (dict(n=3, fps=1.0), "exactly one of"),
         (dict(), "exactly one of"),
         (dict(indices=[]), "no frame indices"),

@@ -65,10 +65,10 @@ def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]
 def run_identity(bench: str, data: str | Path, model: str, options: dict) -> dict:
     """What produces a run's answers: benchmark, data folder, model, the options that change
     an answer, and longvid's version (a results file is tied to it: ``results.claim``)."""
-    from longvid import __version__
+    from importlib.metadata import version
 
     return {"benchmark": bench, "data": str(Path(data).resolve()), "model": str(model), **options,
-            "longvid": __version__}  # fmt: skip
+            "longvid": version("longvid")}  # fmt: skip
 
 
 def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
