@@ -38,6 +38,15 @@ def test_parse_choice(text, want):
     assert parse_choice(text, OPTIONS) == want
 
 
+def test_parse_choice_option_text_with_a_letter_and_a_stated_answer():
+    options = ["a dog runs", "a cat sleeps", "(B) is wrong", "none"]
+    assert parse_choice("(B) is wrong", options) == "C"  # the option's own text, not the letter in it
+    assert parse_choice("(B) a cat sleeps", options) == "B"
+    assert parse_choice("Option A is wrong; the answer is C", options) == "C"
+    assert parse_choice("The answer is B, not A", options) == "B"
+    assert parse_choice("the answer is A or the answer is B", options) is None  # two stated: no guess
+
+
 def scripted(items, forms):
     """An ask() that answers item k in form k % len(forms); returns it and the expected grades."""
     plan = {}

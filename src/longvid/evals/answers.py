@@ -4,9 +4,11 @@
 (or several): an unparsed answer is counted as such, never replaced by a random pick (as
 lmms-eval does on LongVideoBench). What it accepts, in order:
 
+0. the response is exactly one option's text (an option may itself read "(B) is wrong");
 1. the response is a letter form: "B", "b", "(B)", "B.", "B)", "B:", "(b) some text",
    "B. some text", after dropping a lead-in ("The answer is", "Best option:", "Answer:", …);
-2. a letter named explicitly anywhere: "the answer is (B", "option B", "answer: C";
+2. a letter stated as the answer ("the answer is C", "answer: C"; one letter only, so
+   "Option A is wrong; the answer is C" is C), else named anywhere: "(B)", "option B";
 3. the text of exactly one option (longest match wins; a tie is ambiguous -> ``None``);
 4. a lone capital letter in range that is not the article "A" starting a sentence.
 """
@@ -27,6 +29,7 @@ _NAMED = re.compile(
     re.IGNORECASE,
 )
 _PAREN = re.compile(r"\(([A-J])\)")
+_STATED = re.compile(r"answer\s*(?:is|would be|:)\s*:?\s*\(?([A-J])\b(?!['’])", re.IGNORECASE)
 
 
 def _words(text: str) -> str:
@@ -47,6 +50,10 @@ def parse_choice(response: str, options: list[str]) -> str | None:
     text = response.strip().strip("*`\"' ")
     if not text:
         return None
+    # 0. exactly one option's text, and nothing else
+    exact = [i for i, o in enumerate(options) if _words(o) and _words(o) == _words(text)]
+    if len(exact) == 1:
+        return valid[exact[0]]
     # 1. the whole response is (or begins with) a letter form, after any lead-in
     body = _LEAD_INS.sub("", text, count=1).strip() if _LEAD_INS.match(text) else text
     for candidate in (body, text):
@@ -55,7 +62,16 @@ def parse_choice(response: str, options: list[str]) -> str | None:
             if _article(candidate, m.start(1), m.end(1)):
                 break
             return m.group(1).upper()
-    # 2. a letter named explicitly
+    # 2. a letter stated as the answer (one letter only), else named explicitly
+    stated = {
+        m.group(1).upper()
+        for m in _STATED.finditer(text)
+        if m.group(1).upper() in valid and not _article(text, m.start(1), m.end(1))
+    }
+    if len(stated) == 1:
+        return stated.pop()
+    if len(stated) > 1:
+        return None  # two answers stated: no guess
     for pattern in (_PAREN, _NAMED):
         m = pattern.search(text)
         if m and m.group(1).upper() in valid and not _article(text, m.start(1), m.end(1)):
