@@ -222,43 +222,6 @@ def test_summary_counts_unparsed_and_errors():
 # ------------------------------------------------------------------ lmms-eval plugin
 
 
-class StandInInstance:
-    """Modelled on lmms-eval's ``api.instance.Instance``: request_type, arguments (exposed as
-    ``args``), idx, metadata, and the response lists the harness fills."""
-
-    def __init__(self, request_type, arguments, idx, metadata=None):
-        self.request_type, self.arguments, self.idx = request_type, arguments, idx
-        self.metadata = metadata or {"task": arguments[4], "doc_id": arguments[3], "repeats": 1}
-        self.resps, self.filtered_resps = [], {}
-
-    @property
-    def args(self):
-        return self.arguments
-
-
-def test_lmms_wrapper_answers_generate_until_requests(fixtures):
-    from longvid.evals.lmms_plugin import LongvidRequests
-    from longvid.models import load
-
-    items = load_benchmark("videomme", fixtures["videomme"])
-    docs = [{"videoID": it.video.stem, "question": it.question} for it in items[:2]]
-    model = LongvidRequests(llm=load(None), frames="8", kv_bits="16")
-    model.task_dict = {"videomme": {"test": docs}}
-    to_visual = lambda doc: [str(fixtures["videomme"] / "data" / f"{doc['videoID']}.mp4")]  # noqa: E731
-    requests = [
-        StandInInstance("generate_until", ("what colour is the shape with the marker ?",
-                        {"until": ["\n"], "max_new_tokens": 4}, to_visual, i, "videomme", "test"), i)
-        for i in range(2)
-    ]  # fmt: skip
-    answers = model.generate_until(requests)
-    # one string per request, in order: what the harness puts into Instance.resps
-    assert isinstance(answers, list) and len(answers) == 2 and all(isinstance(a, str) for a in answers)
-    direct = model.llm.ask(to_visual(docs[0])[0], requests[0].args[0], frames=8, max_new_tokens=4).text
-    assert answers[0] == direct.split("\n")[0]
-    with pytest.raises(NotImplementedError, match="generate_until"):
-        model.loglikelihood(requests)
-
-
 def test_lmms_entry_point_is_declared():
     import tomllib
 
