@@ -200,9 +200,22 @@ def test_two_process_ddp_ranks_hold_identical_weights_and_fsdp_matches(data, tmp
         port = s.getsockname()[1]
     modes = ("ddp", "fsdp")
     runs = [(config(data, tmp_path / mode, steps=3, batch=2, distributed=mode), str(tmp_path / mode)) for mode in modes]
+    # and every stage under FSDP, each from the one before (inflated kernels, resized
+    # temporal embeddings: parameters FSDP must be able to shard)
+    stages = [("image", {}), ("short", {"frames": 4}), ("long", {"frames": 8, "trainable": "last:1"})]
+    for k, (stage, extra) in enumerate(stages):
+        init = {"init": str(tmp_path / f"fsdp-{stages[k - 1][0]}")} if k else {}
+        cfg = config(
+            data, tmp_path / f"fsdp-{stage}", stage=stage, steps=2, batch=2, distributed="fsdp", **extra, **init
+        )
+        runs.append((cfg, str(tmp_path / f"fsdp-{stage}")))
     for _, folder in runs:
         Path(folder).mkdir(parents=True, exist_ok=True)
     mp.spawn(_ddp_rank, args=(2, port, runs), nprocs=2, join=True)
+    for stage, _ in stages:
+        assert len(losses(tmp_path / f"fsdp-{stage}")) == 2
+        a, b = (torch.load(tmp_path / f"fsdp-{stage}" / f"rank{r}.pt", weights_only=True) for r in range(2))
+        assert all(torch.equal(a[k], b[k]) for k in a)
     weights = {}
     for mode in modes:
         a, b = (torch.load(tmp_path / mode / f"rank{r}.pt", weights_only=True) for r in range(2))

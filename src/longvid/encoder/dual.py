@@ -66,6 +66,9 @@ def build(cfg: EncoderTrainConfig) -> DualEncoder:
         model.video.inflate(cfg.inflate)
     if cfg.stage != "image" and cfg.frames != model.video.config.frames:
         model.video.resize_temporal(cfg.frames)
+    for p in model.parameters():  # FSDP shards only contiguous parameters
+        if not p.is_contiguous():
+            p.data = p.data.contiguous()
     return model
 
 

@@ -296,7 +296,7 @@ class VideoViT(nn.Module):
         the forward pass interpolates the same way) and own them, for training at that length."""
         steps = max(1, frames // self.config.tubelet)
         if self.pos_temporal is not None and steps != self.pos_temporal.shape[0]:
-            self.pos_temporal = nn.Parameter(self.temporal_embeddings(steps).clone())
+            self.pos_temporal = nn.Parameter(self.temporal_embeddings(steps).contiguous().clone())
         self.config = replace(self.config, frames=frames)
 
     def to_dict(self) -> dict:
