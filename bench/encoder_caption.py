@@ -23,50 +23,7 @@ from pathlib import Path
 
 import torch
 
-
-def word_tokenizer(captions: list[str]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = sorted({w for c in captions for w in c.replace(",", " , ").split()})
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "<s>", "</s>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.decoder = decoders.WordPiece()  # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
-                                   eos_token="</s>")  # fmt: skip
-
-
-def pretrain_lm(captions: list[str], folder: Path, steps: int, seed: int = 0) -> float:
-    """A tiny Qwen2 trained on the captions as text; saved to ``folder``. Returns the last loss."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tok = word_tokenizer(captions)
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)  # fmt: skip
-    lm = Qwen2ForCausalLM(cfg)
-    opt = torch.optim.AdamW(lm.parameters(), lr=3e-3)
-    rng = torch.Generator().manual_seed(seed)
-    loss = torch.tensor(0.0)
-    for _ in range(steps):
-        batch = [captions[i] for i in torch.randint(len(captions), (32,), generator=rng).tolist()]
-        rows = [[tok.bos_token_id, *tok(c, add_special_tokens=False)["input_ids"], tok.eos_token_id] for c in batch]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), tok.pad_token_id)
-        labels = torch.full((len(rows), width), -100)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            labels[i, : len(r)] = torch.tensor(r)
-        loss = lm(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    lm.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return float(loss.detach())
+from longvid.encoder.caption_lm import pretrain_caption_lm as pretrain_lm
 
 
 def main() -> None:

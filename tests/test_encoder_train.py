@@ -329,3 +329,62 @@ def test_cli_set_with_a_missing_manifest_is_one_line(data, tmp_path, capsys):
     assert main(["encoder", "train", str(tmp_path / "c.toml"), "--set", "manifest=missing.jsonl"]) == 2
     err = capsys.readouterr().err
     assert "manifest: no manifest file at" in err and err.count("\n") == 1
+
+
+def test_the_documented_walkthrough_runs_at_small_size(data, tmp_path, capsys):
+    """README / docs/encoder.md's commands in order, as written but for sizes and steps."""
+    from tests.support import run
+
+    root, _ = data
+    examples = Path(__file__).resolve().parents[1] / "examples" / "encoder"
+    d, runs = tmp_path / "data", tmp_path / "runs"
+    assert run(capsys, "encoder", "synth", d, "--n", 8, "--frames", 8, "--size", 32)[0] == 0
+    assert run(capsys, "encoder", "synth", d / "heldout", "--n", 8, "--frames", 8, "--size", 32, "--seed", 1)[0] == 0
+    small = [
+        "--set",
+        "steps=2",
+        "--set",
+        "batch=4",
+        "--set",
+        f"text={root / 'bert'}",
+        "--set",
+        f"manifest={d / 'manifest.jsonl'}",
+    ]
+    stages = [("image", "image.toml", []), ("short", "short.toml", ["--set", "frames=4"]),
+              ("long", "long.yaml", ["--set", "frames=8", "--set", "trainable=last:1"])]  # fmt: skip
+    for k, (stage, config_file, extra) in enumerate(stages):
+        paths = ["--set", f"out={runs / stage}"]
+        if k:
+            paths += ["--set", f"init={runs / stages[k - 1][0]}"]
+        if stage == "short":
+            paths += ["--set", f"eval_manifest={d / 'heldout' / 'manifest.jsonl'}"]
+        code, out, err = run(capsys, "encoder", "train", examples / config_file, *small, *paths, *extra)
+        assert code == 0, err
+        assert out.startswith(f"{stage} stage: 2/2 steps, loss ")
+    again = run(capsys, "encoder", "train", examples / "long.yaml", *small, "--set", f"out={runs / 'long'}",
+                "--set", f"init={runs / 'short'}", "--set", "frames=8", "--set", "trainable=last:1")  # fmt: skip
+    assert again[0] == 0 and again[1].startswith("long stage: 2/2 steps, loss ")  # a finished run says what it did
+    code, out, _ = run(capsys, "encoder", "eval", runs / "short", "--manifest", d / "heldout" / "manifest.jsonl")
+    assert code == 0 and "R@1" in out
+    code, out, _ = run(capsys, "encoder", "caption-lm", "--manifest", d / "manifest.jsonl", "--out", runs / "lm",
+                       "--steps", 5)  # fmt: skip
+    assert code == 0 and "caption LM" in out
+    code, _, err = run(capsys, "encoder", "caption-train", "--encoder", runs / "short", "--lm", runs / "lm",
+                       "--manifest", d / "manifest.jsonl", "--out", runs / "cap", "--steps", 2,
+                       "--batch", 4)  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(
+        capsys, "encoder", "caption", "--model", runs / "cap", "--manifest", d / "heldout" / "manifest.jsonl"
+    )
+    assert code == 0 and out.count("\t") == 8 and "ROUGE-L" in out  # no video needed with --manifest
+
+
+def test_a_stage_whose_init_is_missing_says_to_train_it_first(data, tmp_path):
+    cfg = config(data, tmp_path / "short", stage="short", init=str(tmp_path / "runs" / "image"))
+    with pytest.raises(InvalidRequestError, match=r"init: no encoder checkpoint at .*train the stage it names first"):
+        train(cfg, progress=False)
+
+
+def test_clips_shorter_than_the_frames_read_are_named(data, tmp_path):
+    with pytest.warns(UserWarning, match="has 8 frames and the run reads 16 per clip: frames repeat"):
+        train(config(data, tmp_path / "r", frames=16, steps=1), progress=False)

@@ -18,6 +18,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"longvid {version('longvid')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print longvid's version.", callback=_version, is_eager=True),
+) -> None:
+    """Long-video understanding for video LLMs."""
+
+
 # choice lists for help texts, from the library's own constants
 EXTEND_HELP = choices(EXTEND_MODES)
 POOLING_HELP = choices(POOLING_MODES)

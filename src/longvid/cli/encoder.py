@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from longvid.cli.common import app, parse_overrides, quiet_transformers
+from longvid.encoder.summary import summary_line
 from longvid.errors import InvalidRequestError
 
 encoder_app = typer.Typer(
@@ -30,7 +31,8 @@ def encoder_train(
     quiet_transformers()
     cfg = load_config(config, parse_overrides(set_))
     record = train(cfg)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, from rank 0
+        print(summary_line(cfg, record))
         print(json.dumps(record))
 
 
@@ -102,10 +104,33 @@ def encoder_caption_train(
     print(f"wrote {out}: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
 
 
+@encoder_app.command("caption-lm")
+def encoder_caption_lm(
+    manifest: Annotated[Path, typer.Option(help="JSONL manifest whose captions the LM learns.")],
+    out: Annotated[Path, typer.Option(help="Folder for the LM and its tokenizer.")] = Path("runs/lm"),
+    steps: Annotated[int, typer.Option()] = 300,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+) -> None:
+    """A small causal LM of the captions' language (2-layer Qwen2, word-level tokenizer),
+    trained on the captions as text: a frozen LM for caption-train when no pretrained one is at hand."""
+    import torch
+
+    from longvid.cli.common import interactive
+    from longvid.encoder.caption_lm import pretrain_caption_lm
+    from longvid.encoder.data import read_manifest
+
+    quiet_transformers()
+    torch.set_num_threads(threads)
+    clips, _ = read_manifest(manifest)
+    loss = pretrain_caption_lm([c.caption for c in clips], out, steps=steps, seed=seed, progress=interactive())
+    print(f"wrote {out}: a caption LM, last loss {loss:.3f}")
+
+
 @encoder_app.command("caption")
 def encoder_caption(
-    videos: Annotated[list[Path], typer.Argument(help="Video files.")],
     model: Annotated[Path, typer.Option(help="Captioner folder (from caption-train).")],
+    videos: Annotated[list[Path] | None, typer.Argument(help="Video files (or --manifest).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Score against a manifest's captions (ROUGE-L).")] = None,
     max_new_tokens: Annotated[int, typer.Option()] = 32,
 ) -> None:
@@ -115,7 +140,7 @@ def encoder_caption(
 
     quiet_transformers()
     captioner, meta = load_captioner(model)
-    clips = [Clip(v, "") for v in videos]
+    clips = [Clip(v, "") for v in videos or []]
     if manifest is not None:
         clips += read_manifest(manifest)[0]
     if not clips:

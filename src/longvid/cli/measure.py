@@ -147,8 +147,13 @@ def eval_(
     quiet_transformers()
     shard = Shard.from_env()
     llm = load(model, device=device_for(device, shard), visual_window=visual_window, device_map=device_map)
-    options = {"frames": frames or llm.trained_frames, "extend": extend, "pooling": pooling, "kv_bits": kv_bits,
-               "visual_window": visual_window or llm.visual_window()}  # fmt: skip
+    options = {
+        "frames": frames or llm.trained_frames,
+        "extend": extend,
+        "pooling": pooling,
+        "kv_bits": kv_bits,
+        "visual_window": visual_window,
+    }  # fmt: skip  (None: the checkpoint's own W_v)
     identity = run_identity(bench, data, llm.adapter.name, options)
     if new_file:
         out = free_path(out, identity)

@@ -98,6 +98,24 @@ def ask(
 
 
 @app.command()
+def models() -> None:
+    """The supported model families: config model_type, transformers class, position layout,
+    frames per video the released checkpoints were trained with, and the family's own pooling."""
+    from longvid.models.registry import ADAPTERS
+
+    print("| model_type | transformers class | positions | trained frames | frames per step | pooling op |")
+    print("|---|---|---|---:|---:|---|")
+    for adapter in ADAPTERS:
+        for model_type in adapter.model_types:
+            print(
+                f"| {model_type} | {adapter.model_classes[model_type]} | {adapter.position_layout} | "
+                f"{adapter.trained_frames} | {adapter.frames_per_step} | {adapter.pooling_op} |"
+            )
+    print("Any checkpoint folder or hub id whose config.json has one of these model_type values loads;")
+    print("`longvid inspect --model ID` shows what longvid feeds it.")
+
+
+@app.command()
 def serve(
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",

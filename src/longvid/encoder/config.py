@@ -156,3 +156,10 @@ def check_inputs(cfg: EncoderTrainConfig) -> None:
         value = getattr(cfg, key)
         if value is not None and not Path(value).is_file():
             raise InvalidRequestError(f"{key}: no manifest file at {value}")
+    if cfg.init is not None:
+        init = Path(cfg.init)
+        if not (init / "checkpoint.pt" if init.is_dir() else init).exists():
+            raise InvalidRequestError(
+                f"init: no encoder checkpoint at {init}; train the stage it names first "
+                "(the run whose out is that folder)"
+            )

@@ -62,6 +62,8 @@ def train(cfg: EncoderTrainConfig, progress: bool = True, stop_after: int | None
         warnings.warn(f"{cfg.manifest}: {len(bad)} bad rows skipped (see {out / 'bad_rows.txt'})", stacklevel=2)
     if len(clips) < cfg.batch:
         raise InvalidRequestError(f"{cfg.manifest}: {len(clips)} usable clips, fewer than one batch ({cfg.batch})")
+    if env.main:
+        _warn_if_clips_are_short(clips[0], cfg.frames)
 
     torch.manual_seed(cfg.seed)  # the initial weights (the same on every rank)
     model = build(cfg)
@@ -171,3 +173,16 @@ def _read_lines(path: Path) -> list[str]:
     if not path.exists():
         return []
     return [ln for ln in path.read_text().splitlines() if ln.strip() and ln.rstrip().endswith("}")]
+
+
+def _warn_if_clips_are_short(clip, frames: int) -> None:
+    """Sampling more frames than a clip has repeats frames: say so once, from the first clip."""
+    from longvid.video import probe
+
+    have = probe(clip.video).frame_count
+    if clip.start is None and clip.end is None and have < frames:
+        warnings.warn(
+            f"{clip.video} has {have} frames and the run reads {frames} per clip: frames repeat "
+            "(write clips with at least that many frames, e.g. encoder synth --frames)",
+            stacklevel=3,
+        )
