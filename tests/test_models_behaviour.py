@@ -162,3 +162,17 @@ def test_bad_requests(tiny_models, video, tmp_path):
         load(folder)
     with pytest.raises(ModelLoadError, match="no such model folder"):
         load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_trained_frame_count_is_exactly_the_visual_window(tiny_models, family):
+    """W_v counts every visual token of the trained length (Video-LLaVA's CLS per frame,
+    LLaVA-OneVision's newline): there the scale is 1 and each extension mode is the model's own
+    RoPE; one step more and it is above 1."""
+    llm = tiny_models[family]
+    step = llm.adapter.frames_per_step
+    trained = llm.trained_frames
+    for frames, above in ((trained, False), (trained + step, True)):
+        video = np.zeros((frames, 32, 32, 3), np.uint8)
+        layout = llm.layout(QUESTION, llm.encode_video(video, frames=frames), "visual-pi")
+        assert (layout.plan.scale > 1) == above, (frames, layout.plan.scale, layout.visual_window)

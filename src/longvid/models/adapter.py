@@ -183,18 +183,22 @@ class FamilyAdapter(ABC):
         return grid_h * grid_w
 
     def native_tokens_per_frame(self, grid_h: int, grid_w: int) -> float:
-        """Tokens per frame with the family's own pooling (what W_v is measured in)."""
-        return self.default_pooling().expected_tokens(1, grid_h, grid_w) / self.frames_per_step
+        """Tokens per frame with the family's own pooling, per-step tokens (Video-LLaVA's
+        CLS) included: what W_v is measured in."""
+        step = self.default_pooling().expected_tokens(1, grid_h, grid_w) + self.step_extra_tokens
+        return step / self.frames_per_step
 
     def visual_window(self, grid: tuple[int, int] | None = None) -> int:
-        """W_v: the checkpoint's own (a testbed card's ``longvid_visual_window``), else frames
-        the family was trained with x tokens per frame of ``grid``."""
+        """W_v: the checkpoint's own (a testbed card's ``longvid_visual_window``), else the
+        visual span the family was trained with: trained frames x tokens per frame of ``grid``,
+        plus the tokens after the video (LLaVA-OneVision's newline). At the trained frame count
+        the scale is then exactly 1."""
         config_value = getattr(self.config, "longvid_visual_window", None)
         if config_value:
             return int(config_value)
         if grid is None:
             raise InvalidRequestError("visual window unknown before the first frame is encoded")
-        return round(self.trained_frames * self.native_tokens_per_frame(*grid))
+        return round(self.trained_frames * self.native_tokens_per_frame(*grid)) + self.extra_token_count()
 
     def reference_geometry(self) -> Geometry | None:
         return self.reference_7b.get(self.config.model_type)
