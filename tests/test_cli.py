@@ -142,3 +142,15 @@ def test_bad_inputs_are_one_line_never_a_traceback(capsys, tmp_path, args, messa
 def test_usage_errors_name_the_option(capsys):
     code, _, err = run(capsys, "serve", "--port", "99999")
     assert code == 2 and "Traceback" not in err and "--port" in err
+
+
+def test_tiny_then_ask(capsys, tmp_path):
+    """docs/usage.md: a tiny random checkpoint, then ask with an extension and progressive
+    pooling (8 frames instead of the doc's 64)."""
+    code, out, _ = run(capsys, "tiny", "llava_onevision", tmp_path / "tiny-ov")
+    assert code == 0 and "tiny random llava_onevision" in out
+    code, out, err = run(capsys, "ask", SAMPLE, "what colour is the square?", "--model", tmp_path / "tiny-ov",
+                         "--frames", 8, "--extend", "visual-yarn", "--pooling", "progressive", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["frames"] == 8 and report["extend"] == "visual-yarn" and report["pooling"].startswith("progressive")
