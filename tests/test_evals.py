@@ -208,6 +208,22 @@ def test_cli_compare_and_errors(fixtures, tmp_path, capsys):
     assert "no MLVU/json folder" in capsys.readouterr().err
 
 
+def test_compare_reads_the_benchmark_from_the_runs_and_refuses_two(fixtures, tmp_path, capsys):
+    from longvid.cli import main
+    from longvid.evals.runner import run_identity
+
+    ego = load_benchmark("egoschema", fixtures["egoschema"])
+    mlvu = load_benchmark("mlvu", fixtures["mlvu"])
+    for name, bench, items in (("a", "egoschema", ego), ("b", "egoschema", ego), ("m", "mlvu", mlvu)):
+        ask, _ = scripted(items, FORMS)
+        identity = run_identity(bench, fixtures[bench], "m", {"frames": 8})
+        run_eval(bench, fixtures[bench], tmp_path / f"{name}.jsonl", ask, progress=False, identity=identity)
+    assert main(["eval", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]) == 0  # no --bench
+    assert "| overall |" in capsys.readouterr().out
+    assert main(["eval", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "m.jsonl")]) == 2
+    assert "different benchmarks (egoschema, mlvu)" in capsys.readouterr().err
+
+
 def test_summary_counts_unparsed_and_errors():
     records = [
         {"id": "1", "pred": "A", "answer": "A", "correct": True, "splits": {"d": "x"}},

@@ -113,3 +113,12 @@ def test_two_stage_recipe(tmp_path):
     with pytest.raises(InvalidRequestError, match=r"no card\.json"):
         train_recipe(tmp_path / "again", stage1=tmp_path, stages=stages, final_items=4, log=lambda *_: None)
     assert main(["testbed", "card", "--model", str(tmp_path / "tb")]) == 0
+
+
+def test_device_map_auto_loads_through_accelerate(testbed):
+    from longvid.models import load
+
+    split = load(None, device_map="auto")  # accelerate places it (the CPU here)
+    assert str(split.adapter.device) == "cpu"
+    video = str(default_sample())
+    assert split.ask(video, QUESTION).token_ids == testbed.ask(video, QUESTION).token_ids

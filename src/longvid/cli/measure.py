@@ -135,11 +135,13 @@ def eval_(
     from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval, run_identity
     from longvid.evals.runner import compare as compare_runs
 
-    if bench not in BENCHMARKS:
-        raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
-    if compare is not None:
+    if compare is not None:  # the runs' .run.json name their benchmark
+        if bench is not None and bench not in BENCHMARKS:
+            raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
         print(compare_runs(bench, *compare))
         return
+    if bench not in BENCHMARKS:
+        raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
     if data is None:
         raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
     from longvid.models import load

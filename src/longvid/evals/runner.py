@@ -195,11 +195,25 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def compare(bench: str, a: Path, b: Path) -> str:
-    """Side by side: two runs' accuracy overall and per split group, with the difference."""
+def compare(bench: str | None, a: Path, b: Path) -> str:
+    """Side by side: two runs' accuracy overall and per split group, with the difference.
+    ``bench``: the benchmark (default: the one the runs' ``.run.json`` name, which must agree)."""
+    from longvid.evals.results import identity_path
+
+    named = set()
     for path in (a, b):
         if not Path(path).is_file():
             raise InvalidRequestError(f"--compare: no results file at {path}")
+        side = identity_path(Path(path))
+        if side.exists():
+            named.add(json.loads(side.read_text()).get("benchmark"))
+    if bench is not None:
+        named.add(bench)
+    if len(named) > 1:
+        raise InvalidRequestError(f"--compare: the runs are of different benchmarks ({', '.join(sorted(named))})")
+    if not named:
+        raise InvalidRequestError("--compare: name the benchmark with --bench (the runs have no .run.json)")
+    bench = named.pop()
     sa = summarize(bench, list(latest_by_id(read_results(a)).values()))
     sb = summarize(bench, list(latest_by_id(read_results(b)).values()))
 
