@@ -60,3 +60,10 @@ def test_video_llava_features_identical_under_any_split(video_llava, frames):
     answer = video_llava.ask(video, "which shape came first ?", extend="ntk", rearrange="interleave", max_new_tokens=2)
     assert answer.report.frames == frames and answer.report.rearrange == "interleave"
     assert answer.report.visual_tokens == frames * (64 + 1)
+
+
+def test_rearranged_asks_report_decode_and_encode_times(video_llava):
+    video = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    seconds = video_llava.ask(video, "q", rearrange="interleave", max_new_tokens=1).report.seconds
+    assert {"decode", "encode", "prefill", "generate", "total"} <= set(seconds)
+    assert seconds["decode"] + seconds["encode"] <= seconds["total"]

@@ -140,7 +140,12 @@ def encode_video(
     pooler = Pooler(adapter, schedule)
     chunk = chunk_size(adapter, schedule, chunk_frames)
     if rearrange != "none":
-        return _encode_rearranged(adapter, video, frames, pooler, rearrange, chunk, fast_resize)
+        t0 = time.perf_counter()
+        visual, decoded_at = _encode_rearranged(adapter, video, frames, pooler, rearrange, chunk, fast_resize)
+        if timings is not None:
+            timings["decode"] = timings.get("decode", 0.0) + decoded_at - t0
+            timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - decoded_at
+        return visual
     kept: list[Frames] = []
     t_decode = t_encode = 0.0
     t_prev = time.perf_counter()
@@ -163,7 +168,8 @@ def encode_video(
 
 def _encode_rearranged(
     adapter: FamilyAdapter, video: Video, frames: int, pooler: Pooler, mode: str, chunk: int, fast_resize: bool
-) -> VisualTokens:
+) -> tuple[VisualTokens, float]:
+    """The visual tokens, and when decoding ended (``time.perf_counter``)."""
     if adapter.frames_per_step != 1:
         raise InvalidRequestError(
             f"{adapter.config.model_type} merges frames in its encoder; rearrangement would change them"
@@ -171,6 +177,7 @@ def _encode_rearranged(
     if pooler.schedule.kind == "progressive" and pooler.schedule.anchors == "change":
         raise InvalidRequestError("change anchors need frames in order; use fixed anchors with rearrangement")
     sampled = Frames.join(list(frame_chunks(adapter, video, frames, chunk, not fast_resize)), keep_pixels=True)
+    decoded_at = time.perf_counter()
     parts = split_frames(len(sampled), adapter.default_frames(), mode)
     grids, prefixes = [], []
     with torch.inference_mode():
@@ -183,7 +190,7 @@ def _encode_rearranged(
         prefix = None if prefixes[0] is None else restore_order(prefixes, parts, len(sampled))
         for i in range(0, len(sampled), chunk):
             pooler.add(grid[i : i + chunk] if prefix is None else (grid[i : i + chunk], prefix[i : i + chunk]))
-    return pooler.finish(sampled.without_pixels())
+    return pooler.finish(sampled.without_pixels()), decoded_at
 
 
 def encode_grid(adapter: FamilyAdapter, frames: np.ndarray, chunk_frames: int = 16) -> torch.Tensor:
