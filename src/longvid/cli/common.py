@@ -8,7 +8,15 @@ import tomllib
 import typer
 
 from longvid.errors import InvalidRequestError
-from longvid.extend.modes import ANCHOR_MODES, EXTEND_MODES, KV_BITS, POOLING_MODES, REARRANGE_MODES, choices
+from longvid.extend.modes import (
+    ANCHOR_MODES,
+    EXTEND_MODES,
+    KV_BITS,
+    POOLING_MODES,
+    REARRANGE_MODES,
+    REDUCE_MODES,
+    choices,
+)
 
 app = typer.Typer(
     name="longvid",
@@ -40,6 +48,8 @@ POOLING_HELP = choices(POOLING_MODES)
 ANCHORS_HELP = choices(ANCHOR_MODES)
 REARRANGE_HELP = choices(REARRANGE_MODES)
 KV_BITS_HELP = choices(KV_BITS)
+REDUCE_HELP = choices(REDUCE_MODES)
+KEEP_HELP = "With --reduce: the fraction of the family's own visual tokens kept."
 
 
 def interactive() -> bool:

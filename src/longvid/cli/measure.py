@@ -10,8 +10,10 @@ import typer
 
 from longvid.cli.common import (
     EXTEND_HELP,
+    KEEP_HELP,
     KV_BITS_HELP,
     POOLING_HELP,
+    REDUCE_HELP,
     app,
     interactive,
     parse_depths,
@@ -20,7 +22,7 @@ from longvid.cli.common import (
 )
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.evals.benchmarks import BENCHMARKS
-from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, choices
+from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, REDUCE_MODES, choices
 from longvid.probes.tasks import FORMS, TASKS
 
 MODEL_HELP = "Checkpoint (default: the bundled testbed)."
@@ -34,7 +36,9 @@ def probe(
     depths: Annotated[str | None, typer.Option(help="Needle depths, e.g. 0:1:0.25 (heatmap).")] = None,
     extend: Annotated[str, typer.Option(help=f"Comma-separated modes: {EXTEND_HELP}.")] = "none",
     pooling: Annotated[str, typer.Option(help=f"Comma-separated: {POOLING_HELP}.")] = "uniform",
-    sweep: Annotated[bool, typer.Option(help="Every extension mode x every pooling.")] = False,
+    reduce: Annotated[str, typer.Option(help=f"Comma-separated reducers added as columns: {REDUCE_HELP}.")] = "none",
+    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
+    sweep: Annotated[bool, typer.Option(help="Every extension mode x every pooling and reducer.")] = False,
     samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
     form: Annotated[str, typer.Option(help=f"{choices(FORMS)} (short: one word; mc: a letter).")] = "short",
     mode: Annotated[str, typer.Option(help="cache (encode once) or full (real video files).")] = "cache",
@@ -54,6 +58,10 @@ def probe(
     quiet_transformers()
     extends = list(EXTEND_MODES) if sweep else [e.strip() for e in extend.split(",")]
     poolings = list(POOLING_MODES) if sweep else [p.strip() for p in pooling.split(",")]
+    reducers = [r.strip() for r in reduce.split(",") if r.strip() not in ("", "none")]
+    if sweep and not reducers:
+        reducers = [r for r in REDUCE_MODES if r != "none"]
+    poolings += [f"{r}:{keep:g}" for r in reducers]
     llm = load(model)
     records = list(
         run_probe(
@@ -78,6 +86,8 @@ def profile(
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[str, typer.Option(help="Frame counts, e.g. 32,64,128,256.")] = "32,64,128,256",
     pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
+    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
+    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
     kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
     extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
     prefill_chunk: Annotated[int | None, typer.Option(help="Tokens per prefill chunk (default: auto).")] = None,
@@ -97,7 +107,7 @@ def profile(
     llm = load(model, device=device)
     rows = run_profile(
         llm, video or default_sample(), parse_list(frames, int), pooling=pooling, kv_bits=kv_bits, extend=extend,
-        prefill_chunk=prefill_chunk,
+        prefill_chunk=prefill_chunk, reduce=reduce, keep=keep,
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1))
@@ -116,6 +126,8 @@ def eval_(
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
     pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
     kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
+    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
+    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
     out: Annotated[Path, typer.Option(help="Results, one JSON line per item (resumed if present).")] = Path(
         "out/eval/results.jsonl"
@@ -154,12 +166,14 @@ def eval_(
         "extend": extend,
         "pooling": pooling,
         "kv_bits": kv_bits,
-        "visual_window": visual_window,
-    }  # fmt: skip  (None: the checkpoint's own W_v)
+        "reduce": reduce,
+        "keep": keep if reduce != "none" else None,
+        "visual_window": visual_window,  # None: the checkpoint's own W_v
+    }
     identity = run_identity(bench, data, llm.adapter.name, options)
     if new_file:
         out = free_path(out, identity)
-    ask = model_answerer(llm, **{k: v for k, v in options.items() if k != "visual_window"})
+    ask = model_answerer(llm, **{k: v for k, v in options.items() if k != "visual_window" and v is not None})
     summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive(), identity=identity)
     if summary is None:
         return  # ranks other than 0: rank 0 merges and reports

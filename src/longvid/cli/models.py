@@ -11,9 +11,11 @@ import typer
 from longvid.cli.common import (
     ANCHORS_HELP,
     EXTEND_HELP,
+    KEEP_HELP,
     KV_BITS_HELP,
     POOLING_HELP,
     REARRANGE_HELP,
+    REDUCE_HELP,
     app,
     interactive,
     print_table,
@@ -40,6 +42,8 @@ def ask(
     anchors: Annotated[
         str | None, typer.Option(help=f"Progressive anchors: {ANCHORS_HELP} (default: change; fixed with --rearrange).")
     ] = None,
+    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
+    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
     kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
     rearrange: Annotated[str, typer.Option(help=f"INTP: {REARRANGE_HELP}.")] = "none",
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 32,
@@ -76,7 +80,7 @@ def ask(
         return
     answer = llm.ask(
         video, question, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
-        anchors=anchors, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
+        anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
         fast_resize=fast_resize, progress=interactive() and not as_json,
     )  # fmt: skip
     if as_json:
@@ -88,7 +92,8 @@ def ask(
     print_table([
         ("model", f"{r.model} ({r.family})"),
         ("frames", f"{r.frames} (#{r.frame_indices[0]} .. #{r.frame_indices[-1]}, {r.timestamps[-1]:.1f} s)"),
-        ("pooling", f"{r.pooling}; tokens/frame {', '.join(str(v) for v in per_frame)}"),
+        ("pooling", f"{r.pooling}, reduce {r.reduce}; tokens/frame {', '.join(str(v) for v in per_frame[:12])}"
+                    + (" ..." if len(per_frame) > 12 else "")),
         ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
         ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}"),
         ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),

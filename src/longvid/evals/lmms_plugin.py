@@ -32,7 +32,8 @@ from longvid.errors import InvalidRequestError, LongvidError
 
 MODEL_ID = "longvid"
 # model_args longvid reads, and those lmms-eval's CLI adds for every model
-MODEL_ARGS = ("pretrained", "frames", "extend", "pooling", "kv_bits", "visual_window", "device", "max_new_tokens")
+MODEL_ARGS = ("pretrained", "frames", "extend", "pooling", "reduce", "keep", "kv_bits", "visual_window", "device",
+              "max_new_tokens")  # fmt: skip
 HARNESS_ARGS = ("batch_size", "max_batch_size")
 IGNORED_WHEN_GREEDY = ("top_p", "top_k")  # sampling knobs: meaningless when decoding greedily
 
@@ -83,6 +84,8 @@ class LongvidRequests:
             "frames": _int("frames", model_args.get("frames")),
             "extend": str(model_args.get("extend", "none")),
             "pooling": str(model_args.get("pooling", "uniform")),
+            "reduce": str(model_args.get("reduce", "none")),
+            "keep": float(model_args.get("keep", 0.25)),
             "kv_bits": _int("kv_bits", model_args.get("kv_bits", 16)),
         }
         self.max_new_tokens = _int("max_new_tokens", model_args.get("max_new_tokens", 32))

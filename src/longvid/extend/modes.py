@@ -19,6 +19,7 @@ ANCHOR_MODES = ("fixed", "change")
 DEFAULT_ANCHORS = "change"
 REARRANGE_MODES = ("none", "interleave", "chunks")
 KV_BITS = (16, 8, 4, 2)
+REDUCE_MODES = ("none", "uniqueness", "merge")  # content-aware token reduction (extend/reduce.py)
 
 
 def choices(names) -> str:

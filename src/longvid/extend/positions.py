@@ -2,7 +2,9 @@
 
 A prompt is a list of spans: ``TextSpan(n)`` and ``VisualSpan(grids, ...)``; a visual span is
 a video as its temporal steps, each an (h, w) grid of tokens (pooling may make the grids
-differ), plus ``extra`` trailing tokens (LLaVA-OneVision's newline).
+differ; a reducer may keep some of a grid's tokens, ``kept``), plus ``extra`` trailing tokens
+(LLaVA-OneVision's newline). Tokens a reducer dropped take no position: in 1-D layouts the
+kept tokens are numbered consecutively; under M-RoPE each keeps its own (t, h, w).
 
 - ``positions_1d``: one position per token. Standard: 0, 1, 2, ... With ``visual_scale`` s
   (``visual-pi``), each visual token advances 1/s, so a video of N tokens occupies N/s
@@ -43,10 +45,16 @@ class VisualSpan:
     extra: int = 0
     step_extra: int = 0  # tokens before each step's grid (1-D layouts only)
     step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step (default t)
+    # tokens a reducer kept of each step's grid (flat indices, ascending); None: all of them
+    kept: tuple[tuple[int, ...], ...] | None = None
+
+    def step_tokens(self, t: int) -> int:
+        h, w = self.grids[t]
+        return (h * w if self.kept is None else len(self.kept[t])) + self.step_extra
 
     @property
     def length(self) -> int:
-        return sum(h * w + self.step_extra for h, w in self.grids) + self.extra
+        return sum(self.step_tokens(t) for t in range(len(self.grids))) + self.extra
 
 
 Span = TextSpan | VisualSpan
@@ -99,7 +107,10 @@ def mrope_positions(spans: list[Span], temporal_scale: float = 1.0, start: float
             # the visual-pi compression
             step = span.step_positions[t] if span.step_positions is not None else t
             temporal = torch.full((h * w,), step / temporal_scale, dtype=torch.float64)
-            blocks.append(torch.stack([temporal, grid_r.reshape(-1), grid_c.reshape(-1)]) + pos)
+            ids = torch.stack([temporal, grid_r.reshape(-1), grid_c.reshape(-1)])
+            if span.kept is not None:  # a reduced step: each kept token keeps its (t, h, w)
+                ids = ids[:, list(span.kept[t])]
+            blocks.append(ids + pos)
         if span.extra:
             last = max(float(b.max()) for b in blocks) if blocks else pos - 1
             blocks.append((last + 1 + torch.arange(span.extra, dtype=torch.float64)).expand(3, -1))

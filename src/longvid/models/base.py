@@ -27,6 +27,7 @@ import torch
 from longvid.errors import InvalidRequestError
 from longvid.extend.kvcache import BlockKVCache, cache_bytes, kv_backend
 from longvid.extend.pooling import DEFAULT_ANCHORS, Schedule
+from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
 from longvid.models import encoding, generation
 from longvid.models.adapter import FamilyAdapter
@@ -85,8 +86,9 @@ class VideoLLM:
         timings: dict[str, float] | None = None,
         rearrange: str = "none",
         fast_resize: bool = False,
+        reducer: Reducer | None = None,
     ) -> VisualTokens:
-        """Stage 1: decode, encode and pool (``encoding.encode_video``)."""
+        """Stage 1: decode, encode, pool and reduce (``encoding.encode_video``)."""
         return encoding.encode_video(
             self.adapter,
             video,
@@ -97,6 +99,7 @@ class VideoLLM:
             timings=timings,
             rearrange=rearrange,
             fast_resize=fast_resize,
+            reducer=reducer,
         )
 
     def layout(
@@ -136,10 +139,15 @@ class VideoLLM:
         return encoding.encode_grid(self.adapter, frames, chunk_frames)
 
     def pool_grid(
-        self, grid: torch.Tensor, pooling: Schedule | None = None, frames: Frames | None = None
+        self,
+        grid: torch.Tensor,
+        pooling: Schedule | None = None,
+        frames: Frames | None = None,
+        reducer: Reducer | None = None,
     ) -> VisualTokens:
-        """Pool cached unpooled features exactly as ``encode_video`` pools while encoding."""
-        return encoding.pool_grid(self.adapter, grid, pooling or self.adapter.default_pooling(), frames)
+        """Pool (and reduce) cached unpooled features exactly as ``encode_video`` does."""
+        schedule = pooling or self.adapter.default_pooling()
+        return encoding.pool_grid(self.adapter, grid, schedule, frames, reducer=reducer)
 
     def video_grid(self, video: Video) -> tuple[int, int]:
         """(h, w) tokens of one temporal step of ``video`` before pooling (probed, not decoded)."""
@@ -156,13 +164,19 @@ class VideoLLM:
         prefill_chunk: int | None = None,
         grid: tuple[int, int] | None = None,
         chunk_frames: int = 16,
+        reducer: Reducer | None = None,
     ) -> Estimate:
         """Analytic memory of a request on this model, before running it; ``grid``: (h, w)
         tokens of one temporal step of the video at hand (default: the largest possible)."""
         ad = self.adapter
         h, w = grid or ad.native_grid()
         steps = -(-frames // ad.frames_per_step)
-        tokens = schedule.expected_tokens(steps, h, w) + steps * ad.step_extra_tokens + ad.extra_token_count()
+        if reducer is not None:  # a reducer keeps its budget of the family's own pooled grid
+            s = schedule.stride
+            grid_tokens = reducer.expected_tokens(steps, -(-h // s), -(-w // s))
+        else:
+            grid_tokens = schedule.expected_tokens(steps, h, w)
+        tokens = grid_tokens + steps * ad.step_extra_tokens + ad.extra_token_count()
         chunk = prefill_chunk or generation.auto_chunk(kv_bits)
         geometry = geometry_of(self, (h, w))
         return estimate(geometry, frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk, chunk_frames=chunk_frames)
@@ -181,6 +195,8 @@ class VideoLLM:
         high: int | None = None,
         low: int | None = None,
         anchors: str | None = None,
+        reduce: str = "none",
+        keep: float = 0.25,
         visual_window: int | None = None,
         kv_bits: int = 16,
         rearrange: str = "none",
@@ -199,6 +215,8 @@ class VideoLLM:
         ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
         strides ``high``/``low``, ``anchors`` change (default: the frame that differs most
         from the previous anchor) | fixed (the group's first; the default with ``rearrange``).
+        ``reduce``: none | uniqueness | merge: keep ``keep`` of the family's own (uniform)
+        visual tokens, chosen by content (``longvid.extend.reduce``).
         ``kv_bits``: 16 (unquantized) | 8 | 4 | 2 (group-wise quantized KV cache).
         ``rearrange``: none | interleave | chunks (INTP: encode subsequences of the trained
         frame count, put back in frame order).
@@ -211,6 +229,7 @@ class VideoLLM:
         if anchors is None:  # change anchors need frames in order, which rearrangement breaks
             anchors = "fixed" if rearrange != "none" else DEFAULT_ANCHORS
         schedule = self.schedule(pooling, group, high, low, anchors)
+        reducer = None if reduce == "none" else Reducer(reduce, keep)
         if frames is None:
             frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
         if frames < 1:
@@ -220,11 +239,11 @@ class VideoLLM:
         planned = min(frames, available)  # the reader clamps to what the video has: so does the estimate
 
         def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
-            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames)
+            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer)
 
         def alternatives(free: int) -> dict[str, Estimate]:  # what each option would need instead
             alt = {}
-            if schedule.kind != "progressive":
+            if schedule.kind != "progressive" and reducer is None:
                 alt["--pooling progressive"] = estimate_with(schedule=self.schedule("progressive"))
             if kv_bits > 4:
                 alt["--kv-bits 4"] = estimate_with(kv_bits=4)
@@ -240,7 +259,15 @@ class VideoLLM:
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()
             visual = self.encode_video(
-                video, frames, schedule, chunk_frames, progress, timings, rearrange=rearrange, fast_resize=fast_resize
+                video,
+                frames,
+                schedule,
+                chunk_frames,
+                progress,
+                timings,
+                rearrange=rearrange,
+                fast_resize=fast_resize,
+                reducer=reducer,
             )
             n_visual = visual.count
             layout = self.layout(question, visual, extend, visual_window, consume=True)
@@ -269,6 +296,7 @@ class VideoLLM:
             extend=extend,
             scale=round(layout.plan.scale, 4),
             pooling=schedule.describe(),
+            reduce="none" if reducer is None else reducer.describe(),
             rearrange=rearrange,
             kv_bits=kv_bits,
             kv_backend=backend,

@@ -39,11 +39,17 @@ class Geometry:
     step_extra: int = 0  # unpooled tokens per step (Video-LLaVA's CLS)
     video_extra: int = 0  # tokens after the video (LLaVA-OneVision's newline)
 
-    def visual_tokens(self, frames: int, schedule) -> int:
-        """Visual tokens for ``frames`` frames under a pooling schedule (uniform/progressive)."""
+    def visual_tokens(self, frames: int, schedule, reducer=None) -> int:
+        """Visual tokens for ``frames`` frames under a pooling schedule (uniform/progressive),
+        and a reducer's budget of the pooled grid when given."""
         steps = -(-frames // self.frames_per_step)
         side = self.grid_side
-        return schedule.expected_tokens(steps, side, side) + steps * self.step_extra + self.video_extra
+        if reducer is not None:
+            pooled = -(-side // schedule.stride)
+            grid_tokens = reducer.expected_tokens(steps, pooled, pooled)
+        else:
+            grid_tokens = schedule.expected_tokens(steps, side, side)
+        return grid_tokens + steps * self.step_extra + self.video_extra
 
 
 @dataclass(frozen=True)

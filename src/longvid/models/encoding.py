@@ -14,6 +14,7 @@ import torch
 from longvid.errors import InvalidRequestError
 from longvid.extend.pooling import DEFAULT_ANCHORS, POOLING_MODES, Schedule, pool_frames, progressive, uniform
 from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
+from longvid.extend.reduce import Reducer
 from longvid.models.adapter import FamilyAdapter
 from longvid.models.results import VisualTokens
 from longvid.progress import Progress, bar
@@ -75,9 +76,14 @@ def frame_chunks(adapter: FamilyAdapter, video: Video, frames: int, chunk: int, 
 class Pooler:
     """Pools chunks of frame features as they arrive and collects the visual tokens."""
 
-    def __init__(self, adapter: FamilyAdapter, schedule: Schedule) -> None:
-        self.adapter, self.schedule = adapter, schedule
+    def __init__(self, adapter: FamilyAdapter, schedule: Schedule, reducer: Reducer | None = None) -> None:
+        if reducer is not None and schedule.kind != "uniform":
+            raise InvalidRequestError("token reduction works on the family's own (uniform) pooling, not progressive")
+        self.adapter, self.schedule, self.reducer = adapter, schedule, reducer
         schedule.reset()
+        if reducer is not None:
+            reducer.reset()
+        self.kept: list[tuple[int, ...]] | None = [] if reducer is not None else None
         self.blocks: list[torch.Tensor] = []
         self.grids: list[tuple[int, int]] = []
         self.strides: list[int] = []
@@ -90,7 +96,13 @@ class Pooler:
         grid, prefix = encoded if isinstance(encoded, tuple) else (encoded, None)
         _, h, w, _ = grid.shape
         strides = self.schedule.strides(grid)
-        pooled = [self.adapter.project(b) for b in pool_frames(grid, strides, self.adapter.pooling_op)]
+        pooled = pool_frames(grid, strides, self.adapter.pooling_op)
+        if self.reducer is not None:  # keep the tokens the reducer chooses, then project only them
+            hp, wp = -(-h // strides[0]), -(-w // strides[0])
+            kept = self.reducer.kept(torch.stack(pooled).reshape(len(pooled), hp, wp, -1))
+            pooled = [b[k] for b, k in zip(pooled, kept, strict=True)]
+            self.kept.extend(tuple(int(i) for i in k) for k in kept)
+        pooled = [self.adapter.project(b) for b in pooled]
         if prefix is not None:
             pooled = [torch.cat([p, b]) for p, b in zip(prefix, pooled, strict=True)]
             self.step_extra = prefix.shape[1]
@@ -114,6 +126,7 @@ class Pooler:
             native_grid=self.native,
             step_extra=self.step_extra,
             step_positions=self.adapter.step_positions(len(self.grids), len(frames), frames.duration),
+            kept=self.kept,
         )
 
 
@@ -128,8 +141,10 @@ def encode_video(
     timings: dict[str, float] | None = None,
     rearrange: str = "none",
     fast_resize: bool = False,
+    reducer: Reducer | None = None,
 ) -> VisualTokens:
-    """Decode, encode and pool a video chunk by chunk. ``rearrange`` (INTP: interleave |
+    """Decode, encode and pool a video chunk by chunk (then keep the tokens ``reducer``
+    chooses, when given). ``rearrange`` (INTP: interleave |
     chunks) encodes subsequences of the trained frame count instead; it needs every frame
     first, so it holds the unpooled features. ``fast_resize``: let the decoder resize
     (swscale, area filter) instead of the exact bicubic-with-antialias resize after decoding."""
@@ -137,7 +152,7 @@ def encode_video(
         raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
     if rearrange not in REARRANGE_MODES:
         raise InvalidRequestError(f"unknown rearrangement {rearrange!r}; choose from {', '.join(REARRANGE_MODES)}")
-    pooler = Pooler(adapter, schedule)
+    pooler = Pooler(adapter, schedule, reducer)
     chunk = chunk_size(adapter, schedule, chunk_frames)
     if rearrange != "none":
         t0 = time.perf_counter()
@@ -209,9 +224,10 @@ def pool_grid(
     schedule: Schedule,
     frames: Frames | None = None,
     chunk_frames: int = 16,
+    reducer: Reducer | None = None,
 ) -> VisualTokens:
-    """Pool cached unpooled features exactly as ``encode_video`` pools while encoding."""
-    pooler = Pooler(adapter, schedule)
+    """Pool (and reduce) cached unpooled features exactly as ``encode_video`` does."""
+    pooler = Pooler(adapter, schedule, reducer)
     steps = chunk_size(adapter, schedule, chunk_frames) // adapter.frames_per_step
     with torch.inference_mode():
         for i in range(0, grid.shape[0], steps):

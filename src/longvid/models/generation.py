@@ -79,6 +79,7 @@ def lay_out(
             visual.extra,
             visual.step_extra,
             visual.step_positions,
+            None if visual.kept is None else tuple(visual.kept),
         ),
         TextSpan(len(suffix)),
     ]

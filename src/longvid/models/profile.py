@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from longvid.extend.kvcache import cache_bytes
+from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
 from longvid.models.base import VideoLLM
 from longvid.models.budget import estimate
@@ -46,6 +47,8 @@ def profile(
     frames: list[int],
     *,
     pooling: str = "uniform",
+    reduce: str = "none",
+    keep: float = 0.25,
     kv_bits: int = 16,
     extend: str = "none",
     prefill_chunk: int | None = None,
@@ -54,9 +57,10 @@ def profile(
     ad = llm.adapter
     weights = sum(p.numel() * p.element_size() for p in ad.model.parameters())
     schedule = llm.schedule(pooling)
+    reducer = None if reduce == "none" else Reducer(reduce, keep)
     # one unrecorded run first: imports, allocator and decoder
     # warm-up would otherwise land in the first row
-    warm = llm.encode_video(video, min(frames), schedule)
+    warm = llm.encode_video(video, min(frames), schedule, reducer=reducer)
     llm.prefill(llm.layout(question, warm, extend, consume=True), chunk=prefill_chunk, kv_bits=kv_bits)
     del warm
     rows = []
@@ -65,7 +69,7 @@ def profile(
         with PeakMemory(ad.device) as total:
             t0 = time.perf_counter()
             with PeakMemory(ad.device) as vision:
-                visual = llm.encode_video(video, n, schedule)
+                visual = llm.encode_video(video, n, schedule, reducer=reducer)
             t1 = time.perf_counter()
             n_visual = visual.count
             layout = llm.layout(question, visual, extend, consume=True)
@@ -77,7 +81,7 @@ def profile(
         ref = REFERENCE_7B.get(llm.family)
         analytic = {}
         if ref is not None:
-            tokens = ref.visual_tokens(n, schedule)
+            tokens = ref.visual_tokens(n, schedule, reducer)
             analytic = {"visual_tokens": tokens, **estimate(ref, n, tokens, kv_bits=kv_bits).to_dict()}
         rows.append(
             ProfileRow(

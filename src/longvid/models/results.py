@@ -24,6 +24,7 @@ class VisualTokens:
     native_grid: tuple[int, int]  # (h, w) of one temporal step before pooling
     step_extra: int = 0  # unpooled tokens before each step's grid (Video-LLaVA's CLS)
     step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step
+    kept: list[tuple[int, ...]] | None = None  # per step, the grid tokens a reducer kept
 
     @property
     def embeds(self) -> torch.Tensor:
@@ -38,7 +39,8 @@ class VisualTokens:
 
     def tokens_per_frame(self, frames_per_step: int) -> list[float]:
         """Tokens each frame contributes (a temporal step of k frames shares its tokens)."""
-        per = [(h * w + self.step_extra) / frames_per_step for h, w in self.grids for _ in range(frames_per_step)]
+        counts = [h * w if self.kept is None else len(self.kept[t]) for t, (h, w) in enumerate(self.grids)]
+        per = [(n + self.step_extra) / frames_per_step for n in counts for _ in range(frames_per_step)]
         return [int(v) if v == int(v) else v for v in per[: len(self.frames)]]
 
 
@@ -60,6 +62,7 @@ class Report:
     extend: str
     scale: float
     pooling: str
+    reduce: str
     rearrange: str
     kv_bits: int
     kv_backend: str

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.modes import POOLING_MODES
+from longvid.extend.reduce import REDUCERS, Reducer
 from longvid.memory import PeakMemory
 from longvid.models.base import VideoLLM
 from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
@@ -70,6 +72,26 @@ def _first_token(
     return word, layout.plan.scale, (mem.added if measure else 0)
 
 
+def parse_method(llm: VideoLLM, spec: str):
+    """A probe column's token method: ``uniform`` (the family's own), ``uniform:S`` (stride S),
+    ``progressive``, or a reducer with its keep ratio (``uniqueness:0.25``, ``merge:0.25``).
+    Returns (pooling schedule, reducer or None)."""
+    name, _, arg = spec.partition(":")
+    try:
+        if name in REDUCERS:
+            return llm.schedule("uniform"), Reducer(name, float(arg) if arg else 0.25)
+        if name == "uniform" and arg:
+            return llm.schedule("uniform", high=int(arg)), None
+    except ValueError:
+        raise InvalidRequestError(f"bad method {spec!r}: uniform:STRIDE or REDUCER:KEEP, e.g. merge:0.25") from None
+    if name in POOLING_MODES and not arg:
+        return llm.schedule(name), None
+    raise InvalidRequestError(
+        f"unknown method {spec!r}; choose from uniform, uniform:STRIDE, progressive, "
+        + ", ".join(f"{r}:KEEP" for r in REDUCERS)
+    )
+
+
 def run_probe(
     llm: VideoLLM,
     task: str,
@@ -85,7 +107,8 @@ def run_probe(
     kv_bits: int = 16,
     progress: bool = False,
 ) -> Iterator[ProbeRecord]:
-    """Yield one record per (item, depth, extension, pooling)."""
+    """Yield one record per (item, depth, extension, pooling). ``poolings``: token methods
+    (``parse_method``): poolings and reducers alike."""
     if task not in TASKS:
         raise InvalidRequestError(f"unknown probe task {task!r}; choose from {', '.join(TASKS)}")
     if mode not in ("cache", "full"):
@@ -96,7 +119,7 @@ def run_probe(
     if task != "needle" and depths != [None]:
         raise InvalidRequestError("depths apply to the needle task only")
     extends, poolings, frames = list(extends), list(poolings), list(frames)
-    schedules = {p: llm.schedule(p) for p in poolings}
+    methods = {p: parse_method(llm, p) for p in poolings}
     total = len(frames) * samples * len(depths) * len(extends) * len(poolings)
     meter = bar(progress, total, f"probe {task}")
     for n in frames:
@@ -112,7 +135,8 @@ def run_probe(
                     g = grid.clone()
                     g[[needle, target]] = grid[[target, needle]]  # same haystack, needle moved
                 for pooling in poolings:
-                    visual = llm.pool_grid(g, schedules[pooling])
+                    schedule, reducer = methods[pooling]
+                    visual = llm.pool_grid(g, schedule, reducer=reducer)
                     for j, extend in enumerate(extends):
                         word, scale, peak = _first_token(
                             llm, item.question, visual, extend, measure=k == 0 and j == 0, kv_bits=kv_bits
@@ -227,7 +251,11 @@ def markdown(rows: list[Row], extends: list[str], poolings: list[str]) -> str:
         trs = [r for r in rows if r.task == task]
         cols = [(e, p) for e in extends for p in poolings]
         head = (
-            "| frames | " + " | ".join(f"{e} / {p}" for e, p in cols) + " | tokens (uniform / progressive) | peak MiB |"
+            "| frames | "
+            + " | ".join(f"{e} / {p}" for e, p in cols)
+            + " | tokens ("
+            + " / ".join(poolings)
+            + ") | peak MiB |"
         )
         out += [f"### {task}", "", head, "|---:|" + "---:|" * len(cols) + "---|---:|"]
         for f in sorted({r.frames for r in trs}):

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 
 from longvid.errors import LongvidError
-from longvid.extend.modes import EXTEND_MODES, KV_BITS, POOLING_MODES
+from longvid.extend.modes import EXTEND_MODES, KV_BITS, POOLING_MODES, REDUCE_MODES
 from longvid.web.errors import BadRequest, NotFound, PayloadTooLarge, status_of
 from longvid.web.jobs import Job, Worker
 from longvid.web.uploads import Uploads
@@ -35,6 +35,19 @@ def _int(form: dict, name: str, default: int | None, low: int, high: int) -> int
     return value
 
 
+def _fraction(form: dict, name: str, default: float) -> float:
+    raw = form.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise BadRequest(f"{name} must be a number (got {raw!r})") from None
+    if not 0 < value <= 1:
+        raise BadRequest(f"{name} must be in (0, 1] (got {value})")
+    return value
+
+
 def _choice(form: dict, name: str, default: str, choices) -> str:
     value = str(form.get(name) or default)
     if value not in [str(c) for c in choices]:
@@ -55,6 +68,8 @@ def parse_question(form: object) -> tuple[str, dict]:
         "frames": _int(form, "frames", None, 1, FRAMES_MAX),
         "extend": _choice(form, "extend", "none", EXTEND_MODES),
         "pooling": _choice(form, "pooling", "uniform", POOLING_MODES),
+        "reduce": _choice(form, "reduce", "none", REDUCE_MODES),
+        "keep": _fraction(form, "keep", 0.25),
         "kv_bits": int(_choice(form, "kv_bits", "16", KV_BITS)),
     }
     return question, options
@@ -93,6 +108,7 @@ class Api:
                 "trained_frames": llm.trained_frames,
                 "extend": list(EXTEND_MODES),
                 "pooling": list(POOLING_MODES),
+                "reduce": list(REDUCE_MODES),
                 "kv_bits": list(KV_BITS),
                 "max_upload_mb": self.max_upload_mb,
                 "sample": self.sample.name,
