@@ -226,6 +226,27 @@ class BlockKVCache(Cache):
         for layer in self.layers:
             layer.flush()
 
+    def snapshot(self) -> list[tuple]:
+        """The cache's state now, to ``restore`` after more tokens were added. Nothing is
+        copied: stored blocks are never changed (only appended), and the full-precision tail
+        is replaced, not written into, when tokens are added."""
+        return [
+            (
+                len(layer.blocks),
+                layer.blocked_tokens,
+                getattr(layer, "keys", None),
+                getattr(layer, "values", None),
+                layer.is_initialized,
+            )
+            for layer in self.layers
+        ]
+
+    def restore(self, state: list[tuple]) -> None:
+        """Back to a ``snapshot``: the blocks and tail it had (later tokens are dropped)."""
+        for layer, (n_blocks, blocked, keys, values, initialized) in zip(self.layers, state, strict=True):
+            del layer.blocks[n_blocks:]
+            layer.blocked_tokens, layer.keys, layer.values, layer.is_initialized = blocked, keys, values, initialized
+
 
 def make_cache(bits: int, config, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> BlockKVCache:
     """A block cache for a text config's layers at ``bits`` (16 = unquantized)."""

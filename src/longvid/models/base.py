@@ -20,6 +20,7 @@ Probes, the profiler, the benchmarks and the tests run the same three calls
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -186,7 +187,7 @@ class VideoLLM:
     def ask(
         self,
         video: Video,
-        question: str,
+        question: str | list[str],
         *,
         frames: int | None = None,
         extend: str = "none",
@@ -205,8 +206,10 @@ class VideoLLM:
         prefill_chunk: int | None = None,
         progress: Progress = False,
         fast_resize: bool = False,
-    ) -> Answer:
+    ) -> Answer | list[Answer]:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
+        Several questions (a list) get one answer each from one encoding of the video and, where
+        the template puts the video before the question, one prefill of what they share.
 
         ``frames``: how many to sample uniformly (default: as many as the checkpoint was
         trained with, ``trained_frames``).
@@ -225,6 +228,9 @@ class VideoLLM:
         """
         if max_new_tokens < 1:
             raise InvalidRequestError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+        questions = [question] if isinstance(question, str) else list(question)
+        if not questions or not all(isinstance(q, str) for q in questions):
+            raise InvalidRequestError("ask needs a question, or a list of questions")
         backend = kv_backend(kv_bits)
         if anchors is None:  # change anchors need frames in order, which rearrangement breaks
             anchors = "fixed" if rearrange != "none" else DEFAULT_ANCHORS
@@ -269,42 +275,85 @@ class VideoLLM:
                 fast_resize=fast_resize,
                 reducer=reducer,
             )
-            n_visual = visual.count
-            layout = self.layout(question, visual, extend, visual_window, consume=True)
-            t1 = time.perf_counter()
-            logits, cache = self.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits, progress=progress)
-            t2 = time.perf_counter()
-            if callable(progress):
-                progress("generate", 0, max_new_tokens)
-            tokens = self.decode(logits, cache, layout, max_new_tokens)
-            t3 = time.perf_counter()
-            held = cache_bytes(cache)
-        timings.update(prefill=t2 - t1, generate=t3 - t2, total=t3 - t0)
+            n_visual, tokens_per_frame = visual.count, visual.tokens_per_frame(self.adapter.frames_per_step)
+            answered = self._answer_all(
+                questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens, progress, timings
+            )
+        timings["total"] = time.perf_counter() - t0
         fr = visual.frames
-        report = Report(
-            model=self.adapter.name,
-            family=self.family,
-            frames=len(fr),
-            frame_indices=[int(i) for i in fr.indices],
-            timestamps=[round(float(t), 3) for t in fr.timestamps],
-            visual_tokens_before_pooling=visual.tokens_before_pooling,
-            visual_tokens=n_visual,
-            tokens_per_frame=visual.tokens_per_frame(self.adapter.frames_per_step),
-            prompt_tokens=layout.length,
-            visual_window=layout.visual_window,
-            language_window=self.adapter.language_window(),
-            extend=extend,
-            scale=round(layout.plan.scale, 4),
-            pooling=schedule.describe(),
-            reduce="none" if reducer is None else reducer.describe(),
-            rearrange=rearrange,
-            kv_bits=kv_bits,
-            kv_backend=backend,
-            kv_cache_bytes=held,
-            peak_memory_bytes=mem.peak,
-            memory_device=str(self.adapter.device),
-            seconds={k: round(v, 4) for k, v in timings.items()},
-            generated_tokens=len(tokens),
-        )
-        text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return Answer(text=text, report=report, token_ids=tokens)
+        answers = []
+        for layout, tokens, held, shared, seconds in answered:
+            report = Report(
+                model=self.adapter.name,
+                family=self.family,
+                frames=len(fr),
+                frame_indices=[int(i) for i in fr.indices],
+                timestamps=[round(float(t), 3) for t in fr.timestamps],
+                visual_tokens_before_pooling=visual.tokens_before_pooling,
+                visual_tokens=n_visual,
+                tokens_per_frame=tokens_per_frame,
+                prompt_tokens=layout.length,
+                visual_window=layout.visual_window,
+                language_window=self.adapter.language_window(),
+                extend=extend,
+                scale=round(layout.plan.scale, 4),
+                pooling=schedule.describe(),
+                reduce="none" if reducer is None else reducer.describe(),
+                rearrange=rearrange,
+                kv_bits=kv_bits,
+                kv_backend=backend,
+                kv_cache_bytes=held,
+                peak_memory_bytes=mem.peak,
+                memory_device=str(self.adapter.device),
+                seconds={k: round(v, 4) for k, v in {**timings, **seconds}.items()},
+                generated_tokens=len(tokens),
+                shared_prefix_tokens=shared,
+            )
+            text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            answers.append(Answer(text=text, report=report, token_ids=tokens))
+        return answers[0] if isinstance(question, str) else answers
+
+    def _answer_all(self, questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens,
+                    progress, timings) -> list[tuple[Layout, list[int], int, int, dict]]:  # fmt: skip
+        """(layout, tokens, KV bytes, shared prefix tokens, seconds) per question. Several
+        questions share one prefill of the text before the video and the video when the
+        template and the extension allow it (``generation.lay_out_shared``): the cache is
+        snapshotted there and each question continues from it; otherwise each question is
+        prefilled whole (the video is still encoded once)."""
+        shared = None
+        if len(questions) > 1:
+            shared = generation.lay_out_shared(
+                self.adapter, questions, visual, extend, visual_window or self.visual_window(visual.native_grid)
+            )
+        out = []
+        if shared is None:
+            for k, question in enumerate(questions):
+                last = k == len(questions) - 1  # the last question may take the visual blocks
+                layout = self.layout(question, visual, extend, visual_window, consume=last)
+                t1 = time.perf_counter()
+                logits, cache = self.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits, progress=progress)
+                t2 = time.perf_counter()
+                if callable(progress):
+                    progress("generate", 0, max_new_tokens)
+                tokens = self.decode(logits, cache, layout, max_new_tokens)
+                seconds = {"prefill": t2 - t1, "generate": time.perf_counter() - t2}
+                out.append((layout, tokens, cache_bytes(cache), 0, seconds))
+                del cache
+            return out
+        prefix, rests = shared
+        t1 = time.perf_counter()
+        _, cache = self.prefill(prefix, chunk=prefill_chunk, kv_bits=kv_bits, progress=progress)
+        timings["prefill_shared"] = time.perf_counter() - t1
+        snapshot = cache.snapshot()
+        for rest in rests:
+            t2 = time.perf_counter()
+            logits, _ = self.prefill(rest, chunk=prefill_chunk, kv_bits=kv_bits, cache=cache)
+            t3 = time.perf_counter()
+            whole = replace(
+                rest, spans=[*prefix.spans, *rest.spans], positions=torch.cat([prefix.positions, rest.positions], -1)
+            )
+            tokens = self.decode(logits, cache, whole, max_new_tokens)
+            seconds = {"prefill": t3 - t2, "generate": time.perf_counter() - t3}
+            out.append((whole, tokens, cache_bytes(cache), prefix.length, seconds))
+            cache.restore(snapshot)
+        return out

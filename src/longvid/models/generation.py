@@ -40,10 +40,42 @@ class Layout:
     positions: torch.Tensor  # (L,), or (3, L) for M-RoPE
     visual_window: int
     extend: str
+    offset: int = 0  # tokens already in the cache before this layout's first (a shared prefix)
 
     @property
     def length(self) -> int:
         return sequence_length(self.spans)
+
+
+def _visual_span(visual: VisualTokens) -> VisualSpan:
+    return VisualSpan(
+        tuple(visual.grids),
+        tuple(float(s) for s in visual.strides),
+        visual.extra,
+        visual.step_extra,
+        visual.step_positions,
+        None if visual.kept is None else tuple(visual.kept),
+    )
+
+
+def _plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, window: int):
+    plan = plan_rope(
+        extend,
+        head_dim=adapter.head_dim(),
+        base=adapter.rope_base(),
+        visual_tokens=visual_token_count(spans),
+        total_tokens=sequence_length(spans),
+        visual_window=window,
+        language_window=adapter.language_window(),
+    )
+    if adapter.position_layout == "mrope":
+        return plan, mrope_positions(spans, temporal_scale=plan.position_scale)
+    return plan, positions_1d(spans, visual_scale=plan.position_scale)
+
+
+def _embed(adapter: FamilyAdapter, ids: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return adapter.language_model.get_input_embeddings()(torch.tensor([ids], device=adapter.device))[0]
 
 
 def lay_out(
@@ -65,40 +97,77 @@ def lay_out(
     else:
         blocks = visual.blocks
     prefix, suffix = adapter.prompt_ids(question)
-    embed = adapter.language_model.get_input_embeddings()
-    dev = adapter.device
-    with torch.inference_mode():
-        pre = embed(torch.tensor([prefix], device=dev))[0]
-        suf = embed(torch.tensor([suffix], device=dev))[0]
-    pieces = [pre, *(b.to(dev, pre.dtype) for b in blocks), suf]
-    spans: list[Span] = [
-        TextSpan(len(prefix)),
-        VisualSpan(
-            tuple(visual.grids),
-            tuple(float(s) for s in visual.strides),
-            visual.extra,
-            visual.step_extra,
-            visual.step_positions,
-            None if visual.kept is None else tuple(visual.kept),
-        ),
-        TextSpan(len(suffix)),
-    ]
+    pre, suf = _embed(adapter, prefix), _embed(adapter, suffix)
+    pieces = [pre, *(b.to(adapter.device, pre.dtype) for b in blocks), suf]
+    spans: list[Span] = [TextSpan(len(prefix)), _visual_span(visual), TextSpan(len(suffix))]
     window = visual_window or adapter.visual_window(visual.native_grid)
-    plan = plan_rope(
-        extend,
-        head_dim=adapter.head_dim(),
-        base=adapter.rope_base(),
-        visual_tokens=visual_token_count(spans),
-        total_tokens=sequence_length(spans),
-        visual_window=window,
-        language_window=adapter.language_window(),
-    )
-    if adapter.position_layout == "mrope":
-        positions = mrope_positions(spans, temporal_scale=plan.position_scale)
-    else:
-        positions = positions_1d(spans, visual_scale=plan.position_scale)
+    plan, positions = _plan_and_positions(adapter, spans, extend, window)
     embeds = pieces if consume else torch.cat(pieces, dim=0)
     return Layout(embeds, spans, plan, positions, window, extend)
+
+
+def _same_plan(a: RopePlan, b: RopePlan) -> bool:
+    same_freq = (a.inv_freq is None and b.inv_freq is None) or (
+        a.inv_freq is not None and b.inv_freq is not None and torch.equal(a.inv_freq, b.inv_freq)
+    )
+    return same_freq and (a.scale, a.position_scale, a.attention_factor) == (
+        b.scale,
+        b.position_scale,
+        b.attention_factor,
+    )
+
+
+def lay_out_shared(
+    adapter: FamilyAdapter,
+    questions: list[str],
+    visual: VisualTokens,
+    extend: str = "none",
+    visual_window: int | None = None,
+) -> tuple[Layout, list[Layout]] | None:
+    """Several questions about one video, for one prefill of what they share: the text
+    before the video and the video (a Layout whose visual blocks are handed over), and per
+    question the text after the video (a Layout with the positions it has in that
+    question's whole prompt). None when they cannot share it: a template that states the
+    question before the video, or an extension whose RoPE plan depends on the question's
+    length (a language-window mode beyond its window)."""
+    if extend not in EXTEND_MODES:
+        raise InvalidRequestError(f"unknown extension mode {extend!r}; choose from {', '.join(EXTEND_MODES)}")
+    ids = [adapter.prompt_ids(q) for q in questions]
+    prefix = ids[0][0]
+    if any(p != prefix for p, _ in ids[1:]):
+        return None
+    span = _visual_span(visual)
+    window = visual_window or adapter.visual_window(visual.native_grid)
+    laid = [
+        _plan_and_positions(adapter, [TextSpan(len(prefix)), span, TextSpan(len(s))], extend, window) for _, s in ids
+    ]
+    plan = laid[0][0]
+    if any(not _same_plan(plan, other) for other, _ in laid[1:]):
+        return None
+    shared_len = len(prefix) + span.length
+    blocks, visual.blocks = visual.blocks, []
+    pre = _embed(adapter, prefix)
+    shared = Layout(
+        [pre, *(b.to(adapter.device, pre.dtype) for b in blocks)],
+        [TextSpan(len(prefix)), span],
+        plan,
+        laid[0][1][..., :shared_len],
+        window,
+        extend,
+    )
+    rest = [
+        Layout(
+            _embed(adapter, suffix),
+            [TextSpan(len(suffix))],
+            plan,
+            positions[..., shared_len:],
+            window,
+            extend,
+            offset=shared_len,
+        )
+        for (_, suffix), (_, positions) in zip(ids, laid, strict=True)
+    ]
+    return shared, rest
 
 
 @contextmanager
@@ -161,7 +230,7 @@ def prefill(
         rope_override(adapter.language_model.rotary_emb, layout.plan),
         attend_blockwise(cache, adapter.text_config),
     ):
-        for piece in _take_chunks(embeds, chunk):
+        for piece in _take_chunks(embeds, chunk, layout.offset):
             end = start + piece.shape[0]
             logits = forward(adapter, piece, positions[..., start:end], cache, last_only=not all_logits)
             del piece
@@ -204,11 +273,17 @@ def decode(adapter: FamilyAdapter, first_logits: torch.Tensor, cache, layout: La
     return tokens
 
 
-def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], chunk: int) -> Iterator[torch.Tensor]:
+def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], chunk: int, offset: int = 0) -> Iterator[torch.Tensor]:
     """Consecutive ``chunk``-row pieces of a tensor, or of a list of pieces that is consumed
-    as it goes (each list entry dropped once its rows have been handed out)."""
+    as it goes (each list entry dropped once its rows have been handed out). ``offset``: the
+    tokens already cached; pieces then end where they would had the whole prompt been cut
+    from its start (so a question after a shared prefix meets the cache's blocks exactly as
+    it would alone)."""
     if isinstance(embeds, torch.Tensor):
-        for start in range(0, embeds.shape[0], chunk):
+        first = (chunk - offset % chunk) % chunk
+        if first:
+            yield embeds[:first]
+        for start in range(first, embeds.shape[0], chunk):
             yield embeds[start : start + chunk]
         return
     parts: list[torch.Tensor] = []

@@ -71,6 +71,7 @@ class Report:
     memory_device: str
     seconds: dict[str, float] = field(default_factory=dict)
     generated_tokens: int = 0
+    shared_prefix_tokens: int = 0  # tokens of the prompt prefilled once for several questions
 
     def to_dict(self) -> dict:
         return asdict(self)
