@@ -93,3 +93,67 @@ def test_language_window_modes_beyond_their_window_do_not_share(tiny_models, vid
 def test_bad_questions(tiny_models, video):
     with pytest.raises(InvalidRequestError, match="needs a question"):
         tiny_models["llava_onevision"].ask(video, [])
+
+
+def test_cli_asks_several_questions(capsys, tiny_checkpoints):
+    import json
+
+    from tests.support import SAMPLE, run
+
+    model = tiny_checkpoints["llava_onevision"]
+    code, out, err = run(capsys, "ask", SAMPLE, "-q", QUESTIONS[0], "-q", QUESTIONS[1], "--model", model,
+                         "--frames", 8, "--max-new-tokens", 3, "--json")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["question"] for r in rows] == QUESTIONS[:2] and rows[0]["shared_prefix_tokens"] > 0
+    code, out, _ = run(capsys, "ask", SAMPLE, "-q", QUESTIONS[0], "-q", QUESTIONS[1], "--model", model,
+                       "--frames", 8, "--max-new-tokens", 3)  # fmt: skip
+    assert code == 0 and out.count("answer:") == 2 and "prefilled once for 2 questions" in out
+    code, _, err = run(capsys, "ask", SAMPLE, "--model", model)
+    assert code == 2 and "give a question" in err
+
+
+def test_eval_asks_the_questions_of_one_video_together(tmp_path):
+    import json
+    import shutil
+
+    from longvid.evals.benchmarks import load_benchmark
+    from longvid.evals.fixtures import write_fixture
+    from longvid.evals.runner import Shard, read_results, run_eval
+
+    root = write_fixture("videomme", tmp_path / "vm", n=3)
+    table = root / "videomme" / "test-00000-of-00001.json"
+    rows = json.loads(table.read_text())
+    second = [{**r, "question_id": r["question_id"][:-1] + "2", "question": "and which came last ?"} for r in rows]
+    table.write_text(json.dumps([x for pair in zip(rows, second, strict=True) for x in pair]))  # 2 per video
+    items = load_benchmark("videomme", root)
+    assert len(items) == 6
+
+    def one(video, prompt):
+        return f"({'ABCD'[len(prompt) % 4]})", {}
+
+    calls = []
+
+    def together(video, prompts):
+        calls.append((video.name, len(prompts)))
+        return [one(video, p) for p in prompts]
+
+    one.many = together
+    grouped = run_eval("videomme", root, tmp_path / "g.jsonl", one, progress=False)
+    assert calls == [("vid000.mp4", 2), ("vid001.mp4", 2), ("vid002.mp4", 2)]
+    del one.many
+    single = run_eval("videomme", root, tmp_path / "s.jsonl", one, progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(read_results(tmp_path / "g.jsonl")) == strip(read_results(tmp_path / "s.jsonl"))
+    assert grouped["accuracy"] == single["accuracy"]
+    # under torchrun a video's questions stay on one rank
+    from longvid.evals import runner
+
+    shutil.rmtree(tmp_path / "r", ignore_errors=True)
+    orig, runner._barrier = runner._barrier, lambda: None
+    try:
+        run_eval("videomme", root, tmp_path / "r" / "r.jsonl", one, shard=Shard(1, 2), progress=False)
+    finally:
+        runner._barrier = orig
+    ids = [r["id"] for r in read_results(tmp_path / "r" / "r.rank1-of-2.jsonl")]
+    assert ids == [items[2].id, items[3].id]  # the second video's two questions

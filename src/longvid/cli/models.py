@@ -30,7 +30,11 @@ MODEL_HELP = "Checkpoint folder or hub id (default: the bundled testbed)."
 @app.command()
 def ask(
     video: Annotated[Path, typer.Argument(help="Video file.")],
-    question: Annotated[str, typer.Argument(help="Question about the video.")],
+    question: Annotated[str | None, typer.Argument(help="Question about the video (or -q, repeatable).")] = None,
+    more: Annotated[
+        list[str] | None,
+        typer.Option("-q", "--question", help="A question; repeat for several (one encoding, one shared prefill)."),
+    ] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
     extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
@@ -62,6 +66,9 @@ def ask(
     from longvid.memory import return_freed_memory_to_os
     from longvid.models import load
 
+    questions = ([question] if question else []) + list(more or [])
+    if not questions:
+        raise InvalidRequestError("ask what? give a question (or -q QUESTION, repeatable)")
     return_freed_memory_to_os()
     quiet_transformers()
     llm = load(model, device=device, visual_window=visual_window)
@@ -69,25 +76,27 @@ def ask(
         from longvid.models.compare import compare as compare_settings
         from longvid.models.compare import table
 
-        results = compare_settings(llm, video, question, kv_bits=kv_bits, max_new_tokens=max_new_tokens,
+        results = compare_settings(llm, video, questions[0], kv_bits=kv_bits, max_new_tokens=max_new_tokens,
                                    fast_resize=fast_resize, progress=interactive() and not as_json)  # fmt: skip
         if as_json:
             print(json.dumps([{**row, **answer.to_dict()} for row, answer in results]))
             return
         shown = "the bundled testbed" if model is None else llm.adapter.name
-        print(f"{question}  ({shown}, trained on {llm.trained_frames} frames)")
+        print(f"{questions[0]}  ({shown}, trained on {llm.trained_frames} frames)")
         print(table(results))
         return
-    answer = llm.ask(
-        video, question, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
+    answers = llm.ask(
+        video, questions, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
         anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
         fast_resize=fast_resize, progress=interactive() and not as_json,
     )  # fmt: skip
     if as_json:
-        print(json.dumps(answer.to_dict()))
+        shown = [{"question": q, **a.to_dict()} for q, a in zip(questions, answers, strict=True)]
+        print(json.dumps(shown[0] if len(shown) == 1 else shown))
         return
-    r = answer.report
-    print(f"answer: {answer.text}")
+    for q, a in zip(questions, answers, strict=True):
+        print(f"answer: {a.text}" if len(questions) == 1 else f"{q}\n  answer: {a.text}")
+    r = answers[0].report
     per_frame = sorted(set(r.tokens_per_frame))
     print_table([
         ("model", f"{r.model} ({r.family})"),
@@ -99,6 +108,8 @@ def ask(
         ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),
         ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
         ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
+        *([("shared prefill", f"{r.shared_prefix_tokens} tokens prefilled once for {len(questions)} questions")]
+          if r.shared_prefix_tokens else []),
     ])  # fmt: skip
 
 

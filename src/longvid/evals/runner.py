@@ -55,10 +55,19 @@ def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]
     """``ask(video, prompt)`` for ``run_eval`` over a ``VideoLLM``: its answer, and the
     frames and visual tokens it used for the results line."""
 
-    def ask(video: Path, prompt: str) -> tuple[str, dict]:
-        answer = llm.ask(video, prompt, max_new_tokens=ANSWER_TOKENS, **ask_options)
-        return answer.text, {"frames": answer.report.frames, "visual_tokens": answer.report.visual_tokens}
+    def line(answer) -> tuple[str, dict]:
+        r = answer.report
+        return answer.text, {"frames": r.frames, "visual_tokens": r.visual_tokens,
+                             "shared_prefix_tokens": r.shared_prefix_tokens}  # fmt: skip
 
+    def ask(video: Path, prompt: str) -> tuple[str, dict]:
+        return line(llm.ask(video, prompt, max_new_tokens=ANSWER_TOKENS, **ask_options))
+
+    def many(video: Path, prompts: list[str]) -> list[tuple[str, dict]]:
+        """Several questions about one video: one encoding, one shared prefill."""
+        return [line(a) for a in llm.ask(video, prompts, max_new_tokens=ANSWER_TOKENS, **ask_options)]
+
+    ask.many = many
     return ask
 
 
@@ -71,11 +80,7 @@ def run_identity(bench: str, data: str | Path, model: str, options: dict) -> dic
             "longvid": version("longvid")}  # fmt: skip
 
 
-def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
-    """Ask one item and grade it; what is written per line."""
-    prompt = build_prompt(bench, item)
-    t0 = time.perf_counter()
-    response, extra = ask(item.video, prompt)
+def _graded(item: Item, response: str, extra: dict, seconds: float) -> dict:
     pred = parse_choice(response, list(item.options))
     return {
         "id": item.id,
@@ -84,9 +89,38 @@ def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: 
         "answer": item.answer,
         "correct": None if item.answer is None else pred == item.answer,
         "splits": item.splits,
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": round(seconds, 3),
         **extra,
     }
+
+
+def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
+    """Ask one item and grade it; what is written per line."""
+    t0 = time.perf_counter()
+    response, extra = ask(item.video, build_prompt(bench, item))
+    return _graded(item, response, extra, time.perf_counter() - t0)
+
+
+def answer_group(ask, bench: str, group: list[Item]) -> list[dict]:
+    """The items of one video: together through ``ask.many`` when the answerer has it (one
+    encoding and one shared prefill), else one by one. Seconds are shared out evenly."""
+    if len(group) == 1 or not hasattr(ask, "many"):
+        return [answer_item(ask, bench, item) for item in group]
+    t0 = time.perf_counter()
+    answered = ask.many(group[0].video, [build_prompt(bench, item) for item in group])
+    seconds = (time.perf_counter() - t0) / len(group)
+    return [_graded(item, response, extra, seconds) for item, (response, extra) in zip(group, answered, strict=True)]
+
+
+def _by_video(items: list[Item]) -> list[list[Item]]:
+    """Consecutive items that share a video, in order."""
+    groups: list[list[Item]] = []
+    for item in items:
+        if groups and groups[-1][0].video == item.video:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
 
 
 def run_eval(
@@ -118,7 +152,7 @@ def run_eval(
     items = load_benchmark(bench, data)
     if limit is not None:
         items = items[:limit]
-    mine = items[shard.rank :: shard.world]
+    mine = [it for group in _by_video(items)[shard.rank :: shard.world] for it in group]  # a video stays on one rank
     path = shard.path(out)
     if identity is not None:
         claim(out, identity, [path, out])
@@ -129,19 +163,22 @@ def run_eval(
     correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     with path.open("a", encoding="utf-8") as f:
-        for n, item in enumerate(todo, start=1):
+        n = 0
+        for group in _by_video(todo):
             try:
-                rec = answer_item(ask, bench, item)
+                recs = answer_group(ask, bench, group)
             except LongvidError as e:
                 if on_error == "raise":
                     raise
-                rec = {"id": item.id, "response": None, "pred": None, "answer": item.answer, "correct": None,
-                       "splits": item.splits, "error": str(e)}  # fmt: skip
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            correct += bool(rec.get("correct"))
-            meter.update(1)
-            meter.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
+                recs = [{"id": item.id, "response": None, "pred": None, "answer": item.answer, "correct": None,
+                         "splits": item.splits, "error": str(e)} for item in group]  # fmt: skip
+            for rec in recs:  # written as each video completes: a kill loses at most one video's answers
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                n += 1
+                correct += bool(rec.get("correct"))
+                meter.update(1)
+                meter.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
     meter.close()
     if shard.world > 1:
         _barrier()
