@@ -90,7 +90,7 @@ def tiny_llm(tmp_path_factory):
 def test_runner_cache_mode_moves_only_the_needle(tiny_llm, monkeypatch):
     pooled = []  # the cached features the runner pools, call by call
     real_pool = tiny_llm.pool_grid
-    monkeypatch.setattr(tiny_llm, "pool_grid", lambda g, s: pooled.append(g.clone()) or real_pool(g, s))
+    monkeypatch.setattr(tiny_llm, "pool_grid", lambda g, s, reducer=None: pooled.append(g.clone()) or real_pool(g, s))
     recs = list(run_probe(tiny_llm, "needle", [12], depths=[0.0, 1.0], samples=2, extends=["none", "visual-pi"]))
     assert len(recs) == 2 * 2 * 2
     assert {r.depth for r in recs} == {0.0, 1.0}
