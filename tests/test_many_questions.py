@@ -157,3 +157,33 @@ def test_eval_asks_the_questions_of_one_video_together(tmp_path):
         runner._barrier = orig
     ids = [r["id"] for r in read_results(tmp_path / "r" / "r.rank1-of-2.jsonl")]
     assert ids == [items[2].id, items[3].id]  # the second video's two questions
+
+
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_5_vl"])
+def test_a_conversation_reuses_the_video_and_carries_its_turns(tiny_models, video, family, monkeypatch):
+    from longvid.models import generation
+
+    llm = tiny_models[family]
+    options = dict(frames=8, kv_bits=4, extend="visual-yarn", visual_window=16)
+    chat = llm.chat(video, **options)
+    first = chat.ask(QUESTIONS[0], max_new_tokens=4)
+    assert first.token_ids == llm.ask(video, QUESTIONS[0], max_new_tokens=4, **options).token_ids
+    follow = chat.ask(QUESTIONS[1], max_new_tokens=4)
+    assert first.report.shared_prefix_tokens == follow.report.shared_prefix_tokens > 0
+    assert follow.report.prompt_tokens > first.report.prompt_tokens + 4  # the first turn is in it
+    assert chat.history == [(QUESTIONS[0], first.text), (QUESTIONS[1], follow.text)]
+    # the same conversation with every prompt prefilled whole gives the same answers
+    monkeypatch.setattr(generation, "lay_out_shared", lambda *a, **k: None)
+    whole = llm.chat(video, **options)
+    assert whole.ask(QUESTIONS[0], max_new_tokens=4).token_ids == first.token_ids
+    again = whole.ask(QUESTIONS[1], max_new_tokens=4)
+    assert again.token_ids == follow.token_ids and again.report.shared_prefix_tokens == 0
+    assert again.report.prompt_tokens == follow.report.prompt_tokens
+
+
+def test_a_conversation_with_a_template_that_asks_first(video):
+    from longvid.models import load
+
+    chat = load(None).chat(video, frames=8)
+    answers = [chat.ask(q, max_new_tokens=2) for q in QUESTIONS[:2]]
+    assert all(a.report.shared_prefix_tokens == 0 for a in answers) and len(chat.history) == 2

@@ -160,12 +160,13 @@ class FamilyAdapter(ABC):
             batch.values = batch.values.to(device=self.device, dtype=self.dtype)
         return batch
 
-    def prompt_text(self, question: str) -> str:
-        return render(self.tokenizer, question, self.template)
+    def prompt_text(self, question: str, history: tuple[tuple[str, str], ...] = ()) -> str:
+        return render(self.tokenizer, question, self.template, history)
 
-    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
-        """Token ids before and after the video."""
-        return split_ids(self.tokenizer, self.prompt_text(question), self.video_token)
+    def prompt_ids(self, question: str, history: tuple[tuple[str, str], ...] = ()) -> tuple[list[int], list[int]]:
+        """Token ids before and after the video (``history``: earlier (question, answer)
+        turns of a conversation about the same video; the question is then a follow-up)."""
+        return split_ids(self.tokenizer, self.prompt_text(question, history), self.video_token)
 
     def video_token_count(self, frames: int, width: int, height: int) -> int:
         """Visual tokens of ``frames`` frames of ``width`` x ``height`` under the family's own

@@ -20,7 +20,6 @@ Probes, the profiler, the benchmarks and the tests run the same three calls
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from longvid.models.budget import Estimate, estimate, geometry_of, guard
 from longvid.models.encoding import Video
 from longvid.models.generation import Layout
 from longvid.models.results import Answer, Report, VisualTokens
+from longvid.models.session import VideoSession
 from longvid.progress import Progress
 from longvid.video import Frames, probe
 
@@ -63,6 +63,12 @@ class VideoLLM:
         if self._visual_window is not None:
             return self._visual_window
         return self.adapter.visual_window(grid)
+
+    def chat(self, video: Video, **options) -> VideoSession:
+        """A conversation about ``video``: encoded (and its shared prefix prefilled) once, then
+        ``session.ask(question)`` as often as wanted, follow-ups carrying the earlier turns
+        (options: frames, extend, pooling, reduce, keep, kv_bits, visual_window, ...)."""
+        return VideoSession(self, video, **options)
 
     def schedule(
         self,
@@ -231,7 +237,7 @@ class VideoLLM:
         questions = [question] if isinstance(question, str) else list(question)
         if not questions or not all(isinstance(q, str) for q in questions):
             raise InvalidRequestError("ask needs a question, or a list of questions")
-        backend = kv_backend(kv_bits)
+        kv_backend(kv_bits)  # an unknown width fails here, before any decoding
         if anchors is None:  # change anchors need frames in order, which rearrangement breaks
             anchors = "fixed" if rearrange != "none" else DEFAULT_ANCHORS
         schedule = self.schedule(pooling, group, high, low, anchors)
@@ -280,37 +286,12 @@ class VideoLLM:
                 questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens, progress, timings
             )
         timings["total"] = time.perf_counter() - t0
-        fr = visual.frames
-        answers = []
-        for layout, tokens, held, shared, seconds in answered:
-            report = Report(
-                model=self.adapter.name,
-                family=self.family,
-                frames=len(fr),
-                frame_indices=[int(i) for i in fr.indices],
-                timestamps=[round(float(t), 3) for t in fr.timestamps],
-                visual_tokens_before_pooling=visual.tokens_before_pooling,
-                visual_tokens=n_visual,
-                tokens_per_frame=tokens_per_frame,
-                prompt_tokens=layout.length,
-                visual_window=layout.visual_window,
-                language_window=self.adapter.language_window(),
-                extend=extend,
-                scale=round(layout.plan.scale, 4),
-                pooling=schedule.describe(),
-                reduce="none" if reducer is None else reducer.describe(),
-                rearrange=rearrange,
-                kv_bits=kv_bits,
-                kv_backend=backend,
-                kv_cache_bytes=held,
-                peak_memory_bytes=mem.peak,
-                memory_device=str(self.adapter.device),
-                seconds={k: round(v, 4) for k, v in {**timings, **seconds}.items()},
-                generated_tokens=len(tokens),
-                shared_prefix_tokens=shared,
-            )
-            text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-            answers.append(Answer(text=text, report=report, token_ids=tokens))
+        common = dict(schedule=schedule, reducer=reducer, extend=extend, rearrange=rearrange, kv_bits=kv_bits,
+                      peak=mem.peak, n_visual=n_visual, tokens_per_frame=tokens_per_frame)  # fmt: skip
+        answers = [
+            self._answer(visual, layout, tokens, held, shared, {**timings, **seconds}, **common)
+            for layout, tokens, held, shared, seconds in answered
+        ]
         return answers[0] if isinstance(question, str) else answers
 
     def _answer_all(self, questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens,
@@ -349,11 +330,42 @@ class VideoLLM:
             t2 = time.perf_counter()
             logits, _ = self.prefill(rest, chunk=prefill_chunk, kv_bits=kv_bits, cache=cache)
             t3 = time.perf_counter()
-            whole = replace(
-                rest, spans=[*prefix.spans, *rest.spans], positions=torch.cat([prefix.positions, rest.positions], -1)
-            )
+            whole = generation.joined(prefix, rest)
             tokens = self.decode(logits, cache, whole, max_new_tokens)
             seconds = {"prefill": t3 - t2, "generate": time.perf_counter() - t3}
             out.append((whole, tokens, cache_bytes(cache), prefix.length, seconds))
             cache.restore(snapshot)
         return out
+
+    def _answer(self, visual, layout, tokens, held, shared, seconds, *, schedule, reducer, extend, rearrange,
+                kv_bits, peak, n_visual, tokens_per_frame) -> Answer:  # fmt: skip
+        """An answer and its report."""
+        fr = visual.frames
+        report = Report(
+            model=self.adapter.name,
+            family=self.family,
+            frames=len(fr),
+            frame_indices=[int(i) for i in fr.indices],
+            timestamps=[round(float(t), 3) for t in fr.timestamps],
+            visual_tokens_before_pooling=visual.tokens_before_pooling,
+            visual_tokens=n_visual,
+            tokens_per_frame=tokens_per_frame,
+            prompt_tokens=layout.length,
+            visual_window=layout.visual_window,
+            language_window=self.adapter.language_window(),
+            extend=extend,
+            scale=round(layout.plan.scale, 4),
+            pooling=schedule.describe(),
+            reduce="none" if reducer is None else reducer.describe(),
+            rearrange=rearrange,
+            kv_bits=kv_bits,
+            kv_backend=kv_backend(kv_bits),
+            kv_cache_bytes=held,
+            peak_memory_bytes=peak,
+            memory_device=str(self.adapter.device),
+            seconds={k: round(v, 4) for k, v in seconds.items()},
+            generated_tokens=len(tokens),
+            shared_prefix_tokens=shared,
+        )
+        text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return Answer(text=text, report=report, token_ids=tokens)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -47,7 +47,7 @@ class Layout:
         return sequence_length(self.spans)
 
 
-def _visual_span(visual: VisualTokens) -> VisualSpan:
+def visual_span(visual: VisualTokens) -> VisualSpan:
     return VisualSpan(
         tuple(visual.grids),
         tuple(float(s) for s in visual.strides),
@@ -58,7 +58,7 @@ def _visual_span(visual: VisualTokens) -> VisualSpan:
     )
 
 
-def _plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, window: int):
+def plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, window: int):
     plan = plan_rope(
         extend,
         head_dim=adapter.head_dim(),
@@ -73,7 +73,7 @@ def _plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, 
     return plan, positions_1d(spans, visual_scale=plan.position_scale)
 
 
-def _embed(adapter: FamilyAdapter, ids: list[int]) -> torch.Tensor:
+def embed_ids(adapter: FamilyAdapter, ids: list[int]) -> torch.Tensor:
     with torch.inference_mode():
         return adapter.language_model.get_input_embeddings()(torch.tensor([ids], device=adapter.device))[0]
 
@@ -97,16 +97,16 @@ def lay_out(
     else:
         blocks = visual.blocks
     prefix, suffix = adapter.prompt_ids(question)
-    pre, suf = _embed(adapter, prefix), _embed(adapter, suffix)
+    pre, suf = embed_ids(adapter, prefix), embed_ids(adapter, suffix)
     pieces = [pre, *(b.to(adapter.device, pre.dtype) for b in blocks), suf]
-    spans: list[Span] = [TextSpan(len(prefix)), _visual_span(visual), TextSpan(len(suffix))]
+    spans: list[Span] = [TextSpan(len(prefix)), visual_span(visual), TextSpan(len(suffix))]
     window = visual_window or adapter.visual_window(visual.native_grid)
-    plan, positions = _plan_and_positions(adapter, spans, extend, window)
+    plan, positions = plan_and_positions(adapter, spans, extend, window)
     embeds = pieces if consume else torch.cat(pieces, dim=0)
     return Layout(embeds, spans, plan, positions, window, extend)
 
 
-def _same_plan(a: RopePlan, b: RopePlan) -> bool:
+def same_plan(a: RopePlan, b: RopePlan) -> bool:
     same_freq = (a.inv_freq is None and b.inv_freq is None) or (
         a.inv_freq is not None and b.inv_freq is not None and torch.equal(a.inv_freq, b.inv_freq)
     )
@@ -117,12 +117,21 @@ def _same_plan(a: RopePlan, b: RopePlan) -> bool:
     )
 
 
+def joined(prefix: Layout, rest: Layout) -> Layout:
+    """A question's Layout continued from a shared prefix, as one (for decoding: positions
+    continue past both)."""
+    return replace(
+        rest, spans=[*prefix.spans, *rest.spans], positions=torch.cat([prefix.positions, rest.positions], -1)
+    )
+
+
 def lay_out_shared(
     adapter: FamilyAdapter,
     questions: list[str],
     visual: VisualTokens,
     extend: str = "none",
     visual_window: int | None = None,
+    histories: list[tuple[tuple[str, str], ...]] | None = None,
 ) -> tuple[Layout, list[Layout]] | None:
     """Several questions about one video, for one prefill of what they share: the text
     before the video and the video (a Layout whose visual blocks are handed over), and per
@@ -132,21 +141,22 @@ def lay_out_shared(
     length (a language-window mode beyond its window)."""
     if extend not in EXTEND_MODES:
         raise InvalidRequestError(f"unknown extension mode {extend!r}; choose from {', '.join(EXTEND_MODES)}")
-    ids = [adapter.prompt_ids(q) for q in questions]
+    histories = histories or [()] * len(questions)
+    ids = [adapter.prompt_ids(q, h) for q, h in zip(questions, histories, strict=True)]
     prefix = ids[0][0]
-    if any(p != prefix for p, _ in ids[1:]):
-        return None
-    span = _visual_span(visual)
+    if any(p != prefix for p, _ in ids[1:]) or adapter.prompt_ids("?")[0] != adapter.prompt_ids("!")[0]:
+        return None  # the text before the video depends on the question
+    span = visual_span(visual)
     window = visual_window or adapter.visual_window(visual.native_grid)
     laid = [
-        _plan_and_positions(adapter, [TextSpan(len(prefix)), span, TextSpan(len(s))], extend, window) for _, s in ids
+        plan_and_positions(adapter, [TextSpan(len(prefix)), span, TextSpan(len(s))], extend, window) for _, s in ids
     ]
     plan = laid[0][0]
-    if any(not _same_plan(plan, other) for other, _ in laid[1:]):
+    if any(not same_plan(plan, other) for other, _ in laid[1:]):
         return None
     shared_len = len(prefix) + span.length
     blocks, visual.blocks = visual.blocks, []
-    pre = _embed(adapter, prefix)
+    pre = embed_ids(adapter, prefix)
     shared = Layout(
         [pre, *(b.to(adapter.device, pre.dtype) for b in blocks)],
         [TextSpan(len(prefix)), span],
@@ -157,7 +167,7 @@ def lay_out_shared(
     )
     rest = [
         Layout(
-            _embed(adapter, suffix),
+            embed_ids(adapter, suffix),
             [TextSpan(len(suffix))],
             plan,
             positions[..., shared_len:],

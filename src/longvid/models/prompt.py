@@ -24,15 +24,25 @@ def chatml(video_markup: str) -> str:
     )
 
 
-def messages(question: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+def messages(question: str, history: tuple[tuple[str, str], ...] = ()) -> list[dict]:
+    """One user turn with the video and the first question; then each earlier (question,
+    answer) as turns, and ``question`` last (a follow-up)."""
+    if not history:
+        return [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
+    (first, answer), *rest = history
+    turns = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": first}]},
+             {"role": "assistant", "content": [{"type": "text", "text": answer}]}]  # fmt: skip
+    for q, a in rest:
+        turns += [{"role": "user", "content": [{"type": "text", "text": q}]},
+                  {"role": "assistant", "content": [{"type": "text", "text": a}]}]  # fmt: skip
+    return [*turns, {"role": "user", "content": [{"type": "text", "text": question}]}]
 
 
-def render(tokenizer, question: str, template: str) -> str:
+def render(tokenizer, question: str, template: str, history: tuple[tuple[str, str], ...] = ()) -> str:
     """The prompt as text, the video as the template writes it."""
     try:
         return tokenizer.apply_chat_template(
-            messages(question), chat_template=template, add_generation_prompt=True, tokenize=False
+            messages(question, history), chat_template=template, add_generation_prompt=True, tokenize=False
         )
     except Exception as e:  # jinja's errors have no common base worth naming here
         raise ModelLoadError(f"cannot render the chat template: {type(e).__name__}: {e}") from e
