@@ -230,3 +230,21 @@ def test_page_refuses_a_text_file(server, browser, tmp_path):
     assert "not a video" in page.inner_text("#error")
     assert page.locator("#result").is_hidden()
     page.close()
+
+
+def test_follow_up_questions_continue_the_last_conversation(client):
+    first = wait(
+        client, client.post("/api/ask", json={"sample": True, "question": "what colour ?", "frames": 8}).json()["job"]
+    )
+    assert first["status"] == "done"
+    job = client.post("/api/ask", json={"follow_up": first["id"], "question": "and which shape came first ?"})
+    assert job.status_code == 202
+    follow = wait(client, job.json()["job"])
+    assert follow["status"] == "done" and follow["report"]["frames"] == 8
+    assert follow["report"]["prompt_tokens"] > first["report"]["prompt_tokens"]  # the first turn is in it
+    assert follow["strip"] == first["strip"]  # the same frames
+    # one conversation at a time: a new video ends the previous one
+    wait(client, client.post("/api/ask", json={"sample": True, "question": "q", "frames": 4}).json()["job"])
+    stale = wait(client, client.post("/api/ask", json={"follow_up": follow["id"], "question": "q"}).json()["job"])
+    assert stale["status"] == "error" and "conversation is gone" in stale["error"]
+    assert client.post("/api/ask", json={"follow_up": "nope", "question": "q"}).status_code == 400

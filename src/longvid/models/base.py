@@ -190,6 +190,31 @@ class VideoLLM:
 
     # ------------------------------------------------------------ public
 
+    def check_fits(self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16) -> None:
+        """Refuse a request that cannot fit in free memory (``budget.guard``), estimating the
+        frames the video has, with the alternatives that would fit."""
+        grid = self.video_grid(video)
+        available = len(video) if isinstance(video, np.ndarray | Frames) else probe(video).frame_count
+        planned = min(frames, available)  # the reader clamps to what the video has: so does the estimate
+
+        def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
+            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer)
+
+        def alternatives(free: int) -> dict[str, Estimate]:  # what each option would need instead
+            alt = {}
+            if schedule.kind != "progressive" and reducer is None:
+                alt["--pooling progressive"] = estimate_with(schedule=self.schedule("progressive"))
+            if kv_bits > 4:
+                alt["--kv-bits 4"] = estimate_with(kv_bits=4)
+            fewer = planned // 2
+            while fewer > 1 and estimate_with(frames=fewer).beyond_weights > free:
+                fewer //= 2  # the largest halving that fits
+            if fewer >= 1:
+                alt[f"--frames {fewer}"] = estimate_with(frames=fewer)
+            return alt
+
+        guard(estimate_with(), self.adapter.device, alternatives)
+
     def ask(
         self,
         video: Video,
@@ -246,27 +271,7 @@ class VideoLLM:
             frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
         if frames < 1:
             raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
-        grid = self.video_grid(video)
-        available = len(video) if isinstance(video, np.ndarray | Frames) else probe(video).frame_count
-        planned = min(frames, available)  # the reader clamps to what the video has: so does the estimate
-
-        def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
-            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer)
-
-        def alternatives(free: int) -> dict[str, Estimate]:  # what each option would need instead
-            alt = {}
-            if schedule.kind != "progressive" and reducer is None:
-                alt["--pooling progressive"] = estimate_with(schedule=self.schedule("progressive"))
-            if kv_bits > 4:
-                alt["--kv-bits 4"] = estimate_with(kv_bits=4)
-            fewer = planned // 2
-            while fewer > 1 and estimate_with(frames=fewer).beyond_weights > free:
-                fewer //= 2  # the largest halving that fits
-            if fewer >= 1:
-                alt[f"--frames {fewer}"] = estimate_with(frames=fewer)
-            return alt
-
-        guard(estimate_with(), self.adapter.device, alternatives)
+        self.check_fits(video, frames, schedule, reducer, kv_bits, prefill_chunk, chunk_frames)
         timings: dict[str, float] = {}
         with PeakMemory(self.adapter.device) as mem:
             t0 = time.perf_counter()

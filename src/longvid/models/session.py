@@ -34,17 +34,21 @@ class VideoSession:
         visual_window: int | None = None,
         prefill_chunk: int | None = None,
         fast_resize: bool = False,
+        progress=False,
     ) -> None:
         self.llm = llm
         self.schedule = llm.schedule(pooling)
         self.reducer = None if reduce == "none" else Reducer(reduce, keep)
         self.options = dict(extend=extend, kv_bits=kv_bits, visual_window=visual_window, prefill_chunk=prefill_chunk)
+        frames = frames or (len(video) if hasattr(video, "__len__") and not isinstance(video, str) else None)
         frames = frames or llm.trained_frames
+        llm.check_fits(video, frames, self.schedule, self.reducer, kv_bits, prefill_chunk)
         self.timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self.visual = llm.encode_video(
-            video, frames, self.schedule, timings=self.timings, fast_resize=fast_resize, reducer=self.reducer
-        )
+            video, frames, self.schedule, progress=progress, timings=self.timings, fast_resize=fast_resize,
+            reducer=self.reducer,
+        )  # fmt: skip
         self.timings["encode_total"] = time.perf_counter() - t0
         self.n_visual = self.visual.count
         self.blocks = list(self.visual.blocks)  # the prefix takes the video's; later whole prompts need them

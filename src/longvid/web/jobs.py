@@ -17,6 +17,7 @@ from longvid.errors import LongvidError
 
 log = logging.getLogger("longvid.serve")
 MAX_JOBS_KEPT = 64
+CONVERSATION_TTL = 600  # seconds a conversation waits for its follow-up
 STRIP_HEIGHT = 72  # px of each frame in the strip
 
 
@@ -28,6 +29,7 @@ class Job:
     video: Path
     delete_after: bool
     filename: str
+    follow_up_of: str | None = None  # a follow-up continues this job's conversation
     status: str = "queued"  # queued | running | done | error
     stage: str = ""
     done: int = 0
@@ -69,6 +71,8 @@ class Worker:
         self.queue: queue.Queue[Job] = queue.Queue()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="longvid-worker", daemon=True)
+        # the last conversation (one at a time: a new video frees the previous one)
+        self.conversation: dict | None = None
 
     def load(self) -> None:
         from longvid.models import load
@@ -108,10 +112,24 @@ class Worker:
         # one worker thread: nothing else changes the warning filters meanwhile
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            answer = self.llm.ask(job.video, job.question, progress=progress, **job.options)
+            if job.follow_up_of is not None:
+                talk = self.conversation
+                if talk is None or talk["job"] != job.follow_up_of or time.time() - talk["time"] > CONVERSATION_TTL:
+                    raise LongvidError(
+                        "that conversation is gone (one at a time, 10 minutes): ask about the video again"
+                    )
+                answer = talk["session"].ask(job.question)
+                strip = talk["strip"]
+                talk.update(job=job.id, time=time.time())
+            else:
+                self.conversation = None  # free the previous video's cache first
+                session = self.llm.chat(job.video, progress=progress, **job.options)
+                answer = session.ask(job.question)
+                r = answer.report
+                job.stage = "frame strip"
+                strip = frame_strip(job.video, r.frame_indices, r.timestamps, r.tokens_per_frame)
+                self.conversation = {"job": job.id, "session": session, "strip": strip, "time": time.time()}
             r = answer.report
-            job.stage = "frame strip"
-            strip = frame_strip(job.video, r.frame_indices, r.timestamps, r.tokens_per_frame)
         for w in caught:
             message = job.hide_path(str(w.message))
             if message not in job.warnings:

@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, JSONResponse
 
 from longvid.errors import LongvidError
 from longvid.extend.modes import EXTEND_MODES, KV_BITS, POOLING_MODES, REDUCE_MODES
-from longvid.web.errors import BadRequest, NotFound, PayloadTooLarge, status_of
+from longvid.web.errors import BadRequest, Gone, NotFound, PayloadTooLarge, status_of
 from longvid.web.jobs import Job, Worker
 from longvid.web.uploads import Uploads
 
@@ -139,7 +139,16 @@ class Api:
         try:
             form = await read_json(request, ASK_BODY_MAX)
             question, options = parse_question(form)
-            if form.get("upload"):
+            follow_up = form.get("follow_up")
+            if follow_up is not None and not isinstance(follow_up, str):
+                raise BadRequest("follow_up names the job whose conversation continues")
+            if follow_up:
+                last = self.worker.jobs.get(follow_up)
+                if last is None:
+                    raise Gone("that conversation is gone (one at a time, 10 minutes): ask about the video again")
+                video, filename, delete_after, found = last.video, last.filename, False, ()
+                options = last.options  # the conversation's video, frames and methods
+            elif form.get("upload"):
                 up = self.uploads.take(form["upload"])
                 video, filename, delete_after, found = up.path, up.name, True, up.warnings
             elif form.get("sample"):
@@ -148,7 +157,8 @@ class Api:
                 raise BadRequest("choose a video file to upload, or use the sample")
         except LongvidError as e:
             return error_response(e)
-        job = Job(uuid.uuid4().hex, question, options, video, delete_after, filename, warnings=list(found))
+        job = Job(uuid.uuid4().hex, question, options, video, delete_after, filename, warnings=list(found),
+                  follow_up_of=follow_up or None)  # fmt: skip
         self.worker.submit(job)
         return JSONResponse({"job": job.id}, status_code=202)
 
