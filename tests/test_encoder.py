@@ -311,3 +311,45 @@ def test_gradient_checkpointing_gives_the_same_gradients(backbone):
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for name, g in grads[0].items():
         torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def siglip_tower(tmp_path_factory):
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    config = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                image_size=32, patch_size=8)  # fmt: skip
+    tower = SiglipVisionModel(config).eval()
+    folder = tmp_path_factory.mktemp("siglip")
+    tower.save_pretrained(folder)
+    return tower, folder
+
+
+def test_one_frame_and_a_still_video_encode_as_the_siglip_tower(siglip_tower):
+    from longvid.encoder.towers import from_image_tower
+
+    tower, folder = siglip_tower
+    model = from_image_tower(folder, frames=4).eval()  # from the saved folder
+    image = torch.rand(2, 3, 32, 32) * 2 - 1  # SigLIP's processor maps pixels to [-1, 1], as VideoViT reads them
+    with torch.no_grad():
+        want = tower(pixel_values=image).pooler_output
+        torch.testing.assert_close(model.forward_features(image), want, rtol=1e-5, atol=1e-5)
+        still = image[:, None].expand(2, 4, 3, 32, 32).contiguous()  # 4 identical frames, central inflation
+        torch.testing.assert_close(model.forward_features(still), want, rtol=1e-5, atol=1e-5)
+        moving = still.clone()
+        moving[:, 2:] = torch.rand(2, 2, 3, 32, 32) * 2 - 1
+        assert not torch.allclose(model.forward_features(moving), want, atol=1e-3)  # it sees the video
+
+
+def test_image_towers_other_than_siglip_are_refused(tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from longvid.encoder.towers import from_image_tower
+    from longvid.errors import InvalidRequestError
+
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                              image_size=32, patch_size=8)  # fmt: skip
+    CLIPVisionModel(config).save_pretrained(tmp_path)
+    with pytest.raises(InvalidRequestError, match="supported: SigLIP"):
+        from_image_tower(tmp_path)

@@ -388,3 +388,23 @@ def test_a_stage_whose_init_is_missing_says_to_train_it_first(data, tmp_path):
 def test_clips_shorter_than_the_frames_read_are_named(data, tmp_path):
     with pytest.warns(UserWarning, match="has 8 frames and the run reads 16 per clip: frames repeat"):
         train(config(data, tmp_path / "r", frames=16, steps=1), progress=False)
+
+
+def test_training_starts_from_a_siglip_image_tower(data, tmp_path):
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from longvid.encoder.towers import from_image_tower
+
+    torch.manual_seed(0)
+    tower = tmp_path / "siglip"
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                image_size=32, patch_size=8)  # fmt: skip
+    SiglipVisionModel(vision).save_pretrained(tower)
+    cfg = config(data, tmp_path / "run", stage="short", frames=4, steps=2, init_image=str(tower))
+    train(cfg, progress=False)
+    model, loaded = load_encoder(tmp_path / "run")
+    assert loaded.init_image == str(tower) and model.video.config.head_pool == "map"
+    start = from_image_tower(tower, frames=4)
+    # trained two steps from the tower: its blocks moved, its shape kept
+    assert model.video.blocks[0].qkv.weight.shape == start.blocks[0].qkv.weight.shape
+    assert not torch.equal(model.video.blocks[0].qkv.weight, start.blocks[0].qkv.weight)

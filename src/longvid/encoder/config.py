@@ -33,6 +33,7 @@ class EncoderTrainConfig:
     pooling: str = "mean"
     resolution: int | None = None  # frame side in pixels (default: the size's image_size)
     init: str | None = None  # checkpoint of an earlier stage
+    init_image: str | None = None  # a pretrained image tower to start from (SigLIP folder; encoder/towers.py)
     inflate: str = "central"  # image -> video kernel inflation
     text: str | None = None  # transformers encoder folder; None: all-MiniLM-L6-v2
     text_trainable: str = "head"  # head | all
@@ -142,8 +143,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> EncoderTrain
     for key in ("manifest", "out", "init", "eval_manifest"):
         if isinstance(flat.get(key), str):
             flat[key] = str((path.parent / flat[key]).resolve())
-    if isinstance(flat.get("text"), str) and (path.parent / flat["text"]).exists():  # else a hub id
-        flat["text"] = str((path.parent / flat["text"]).resolve())
+    for key in ("text", "init_image"):
+        if isinstance(flat.get(key), str) and (path.parent / flat[key]).exists():  # else a hub id
+            flat[key] = str((path.parent / flat[key]).resolve())
     try:
         return EncoderTrainConfig(**flat)
     except TypeError as e:

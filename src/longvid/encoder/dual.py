@@ -36,13 +36,15 @@ class DualEncoder(nn.Module):
         return self.loss(video, text, self.text(swapped), valid)
 
 
-def dual_encoder(video_cfg: VideoViTConfig, cfg: EncoderTrainConfig, state: dict | None, source) -> DualEncoder:
+def dual_encoder(
+    video_cfg: VideoViTConfig, cfg: EncoderTrainConfig, state: dict | None, source, video: VideoViT | None = None
+) -> DualEncoder:
     """VideoViT + text tower (projection to the video's embedding size) + loss, with a
     checkpoint's weights when ``state`` is given (the frozen text encoder is never in it)."""
     text = TextTower.from_pretrained(cfg.text, embed_dim=video_cfg.embed_dim)
     if cfg.text_trainable == "head":
         text.freeze_encoder()
-    model = DualEncoder(VideoViT(video_cfg), text, ContrastiveLoss())
+    model = DualEncoder(video if video is not None else VideoViT(video_cfg), text, ContrastiveLoss())
     if state is not None:
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected or any(not k.startswith("text.encoder.") for k in missing):
@@ -52,6 +54,11 @@ def dual_encoder(video_cfg: VideoViTConfig, cfg: EncoderTrainConfig, state: dict
 
 def build(cfg: EncoderTrainConfig) -> DualEncoder:
     """The dual encoder for ``cfg``: new, or from an earlier stage's checkpoint (``init``)."""
+    if cfg.init is None and cfg.init_image is not None:  # a pretrained image tower's weights
+        from longvid.encoder.towers import from_image_tower
+
+        video = from_image_tower(cfg.init_image, frames=max(cfg.frames, 2), inflate=cfg.inflate, backbone=cfg.backbone)
+        return dual_encoder(video.config, cfg, None, None, video=video)
     if cfg.init is None:
         overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
         if cfg.resolution is not None:

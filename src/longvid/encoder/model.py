@@ -37,6 +37,16 @@ from longvid.errors import InvalidRequestError
 BACKBONES = ("joint", "factorized", "frame")
 
 
+class QuickGELU(nn.Module):
+    """CLIP's x * sigmoid(1.702 x)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "quick_gelu": QuickGELU}
+
+
 @dataclass(frozen=True)
 class VideoViTConfig:
     image_size: int = 224
@@ -50,6 +60,11 @@ class VideoViTConfig:
     embed_dim: int = 512
     backbone: str = "joint"
     pooling: str = "mean"  # frame backbone: mean | attention
+    # what an image tower's weights need (encoder/towers.py): its activation, LayerNorm
+    # epsilon, and how it pools (SigLIP: a multi-head attention probe)
+    act: str = "gelu"  # gelu | gelu_tanh | quick_gelu
+    ln_eps: float = 1e-5
+    head_pool: str = "mean"  # mean | map (joint / factorized backbones)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -62,6 +77,10 @@ class VideoViTConfig:
             raise InvalidRequestError(f"patch {self.patch} does not divide image size {self.image_size}")
         if self.width % self.heads:
             raise InvalidRequestError(f"width {self.width} is not a multiple of heads {self.heads}")
+        if self.act not in ACTIVATIONS:
+            raise InvalidRequestError(f"unknown activation {self.act!r}; choose from {', '.join(ACTIVATIONS)}")
+        if self.head_pool not in ("mean", "map"):
+            raise InvalidRequestError(f"unknown head pooling {self.head_pool!r}; choose mean or map")
 
     @property
     def grid(self) -> int:
@@ -87,15 +106,15 @@ def config_for(size: str, **overrides) -> VideoViTConfig:
 class Block(nn.Module):
     """Pre-norm transformer block (SDPA attention)."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, width: int, heads: int, mlp_ratio: float, act: str = "gelu", eps: float = 1e-5) -> None:
         super().__init__()
         self.heads = heads
-        self.norm1 = nn.LayerNorm(width)
+        self.norm1 = nn.LayerNorm(width, eps=eps)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.norm2 = nn.LayerNorm(width)
-        hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        self.norm2 = nn.LayerNorm(width, eps=eps)
+        hidden = round(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), ACTIVATIONS[act](), nn.Linear(hidden, width))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -106,6 +125,23 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+class AttentionPoolHead(nn.Module):
+    """Pooling by a learned query attending over all tokens, then a residual MLP (SigLIP's
+    multi-head attention pooling head)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, act: str, eps: float) -> None:
+        super().__init__()
+        self.probe = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm = nn.LayerNorm(width, eps=eps)
+        hidden = round(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), ACTIVATIONS[act](), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.attention(self.probe.expand(x.shape[0], -1, -1), x, x, need_weights=False)[0]
+        return (out + self.mlp(self.norm(out)))[:, 0]
 
 
 class GatedTemporalBlock(nn.Module):
@@ -138,12 +174,14 @@ class VideoViT(nn.Module):
         self.pos_temporal = (
             None if c.backbone == "frame" else nn.Parameter(torch.randn(max(1, c.frames // c.tubelet), c.width) * 0.02)
         )
-        self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio, c.act, c.ln_eps) for _ in range(c.depth))
         if c.backbone == "factorized":
             self.temporal = nn.ModuleList(GatedTemporalBlock(c.width, c.heads, c.mlp_ratio) for _ in range(c.depth))
         if c.backbone == "frame" and c.pooling == "attention":
             self.pool_query = nn.Parameter(torch.zeros(c.width))
-        self.norm = nn.LayerNorm(c.width)
+        self.norm = nn.LayerNorm(c.width, eps=c.ln_eps)
+        if c.head_pool == "map":
+            self.map_head = AttentionPoolHead(c.width, c.heads, c.mlp_ratio, c.act, c.ln_eps)
         self.head = nn.Linear(c.width, c.embed_dim, bias=False)
         self.grad_checkpointing = False  # recompute each block's activations in backward
 
@@ -259,7 +297,7 @@ class VideoViT(nn.Module):
         """Pooled features (b, width) of the kept tokens."""
         x, steps = self.encode_tokens(video, mask_ratio, generator)
         if self.config.backbone != "frame":
-            return x.mean(dim=1)
+            return self.map_head(x) if self.config.head_pool == "map" else x.mean(dim=1)
         b, n, d = x.shape
         frames = x.reshape(b, steps, n // steps, d).mean(dim=2)  # per-step features, then pooled over steps
         if self.config.pooling == "attention":
