@@ -342,14 +342,38 @@ def test_one_frame_and_a_still_video_encode_as_the_siglip_tower(siglip_tower):
         assert not torch.allclose(model.forward_features(moving), want, atol=1e-3)  # it sees the video
 
 
-def test_image_towers_other_than_siglip_are_refused(tmp_path):
+def test_one_frame_and_a_still_video_encode_as_the_clip_tower(tmp_path):
     from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from longvid.encoder.towers import from_image_tower
+
+    torch.manual_seed(1)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=32, patch_size=8)  # fmt: skip
+    tower = CLIPVisionModel(config).eval()
+    with torch.no_grad():  # a random class embedding, so that it matters
+        tower.embeddings.class_embedding.normal_()
+    tower.save_pretrained(tmp_path)
+    model = from_image_tower(tmp_path, frames=4).eval()
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        want = tower(pixel_values=image).pooler_output  # post-norm of the class token
+        torch.testing.assert_close(model.forward_features(image), want, rtol=1e-5, atol=1e-5)
+        # a still video is not exactly the image here: the class token attends to every
+        # copy of each patch, so its own share of attention shrinks with the frames
+        still = image[:, None].expand(2, 4, 3, 32, 32).contiguous()
+        tokens, _ = model.patch_tokens(still)
+        assert tokens.shape == (2, 2 * 16, 32)  # the class token left out, 2 steps of 4x4
+
+
+def test_other_image_towers_are_refused(tmp_path):
+    from transformers import BertConfig, BertModel
 
     from longvid.encoder.towers import from_image_tower
     from longvid.errors import InvalidRequestError
 
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                              image_size=32, patch_size=8)  # fmt: skip
-    CLIPVisionModel(config).save_pretrained(tmp_path)
-    with pytest.raises(InvalidRequestError, match="supported: SigLIP"):
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    ).save_pretrained(tmp_path)
+    with pytest.raises(InvalidRequestError, match="supported: SigLIP, CLIP"):
         from_image_tower(tmp_path)

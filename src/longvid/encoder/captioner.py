@@ -155,7 +155,7 @@ class VideoCaptioner(nn.Module):
     def visual_latents(self, pixels: torch.Tensor) -> torch.Tensor:
         """(b, latents, lm width) from (b, frames, 3, H, W) pixels in [-1, 1]."""
         with torch.no_grad():
-            tokens, steps = self.encoder.encode_tokens(pixels)
+            tokens, steps = self.encoder.patch_tokens(pixels)
         b, n, d = tokens.shape
         tokens = tokens.view(b, steps, n // steps, d)
         slots = min(self.config.time_slots, steps)

@@ -27,7 +27,7 @@ LONG_MODES = ("interleave", "chunks", "interpolate")
 def per_frame_features(model: VideoViT, frames: torch.Tensor) -> torch.Tensor:
     """(T, width) for one clip's (T, 3, H, W) frames: each tubelet step's mean token, given to
     each of its frames."""
-    tokens, steps = model.encode_tokens(frames[None])
+    tokens, steps = model.patch_tokens(frames[None])
     per_step = tokens[0].view(steps, -1, tokens.shape[-1]).mean(dim=1)
     return per_step.repeat_interleave(model.config.tubelet, dim=0)
 

@@ -64,7 +64,9 @@ class VideoViTConfig:
     # epsilon, and how it pools (SigLIP: a multi-head attention probe)
     act: str = "gelu"  # gelu | gelu_tanh | quick_gelu
     ln_eps: float = 1e-5
-    head_pool: str = "mean"  # mean | map (joint / factorized backbones)
+    head_pool: str = "mean"  # mean | map | cls (joint / factorized backbones; cls: joint only)
+    cls_token: bool = False  # a class token before the patch tokens (CLIP; joint backbone only)
+    pre_norm: bool = False  # a LayerNorm on the embeddings before the blocks (CLIP)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -79,8 +81,10 @@ class VideoViTConfig:
             raise InvalidRequestError(f"width {self.width} is not a multiple of heads {self.heads}")
         if self.act not in ACTIVATIONS:
             raise InvalidRequestError(f"unknown activation {self.act!r}; choose from {', '.join(ACTIVATIONS)}")
-        if self.head_pool not in ("mean", "map"):
-            raise InvalidRequestError(f"unknown head pooling {self.head_pool!r}; choose mean or map")
+        if self.head_pool not in ("mean", "map", "cls"):
+            raise InvalidRequestError(f"unknown head pooling {self.head_pool!r}; choose mean, map or cls")
+        if (self.cls_token or self.head_pool == "cls") and (self.backbone != "joint" or not self.cls_token):
+            raise InvalidRequestError("a class token (and cls pooling) needs the joint backbone and cls_token")
 
     @property
     def grid(self) -> int:
@@ -180,6 +184,11 @@ class VideoViT(nn.Module):
         if c.backbone == "frame" and c.pooling == "attention":
             self.pool_query = nn.Parameter(torch.zeros(c.width))
         self.norm = nn.LayerNorm(c.width, eps=c.ln_eps)
+        if c.cls_token:
+            self.cls = nn.Parameter(torch.zeros(c.width))
+            self.pos_cls = nn.Parameter(torch.zeros(c.width))
+        if c.pre_norm:
+            self.pre_norm = nn.LayerNorm(c.width, eps=c.ln_eps)
         if c.head_pool == "map":
             self.map_head = AttentionPoolHead(c.width, c.heads, c.mlp_ratio, c.act, c.ln_eps)
         self.head = nn.Linear(c.width, c.embed_dim, bias=False)
@@ -242,7 +251,12 @@ class VideoViT(nn.Module):
         steps = self.steps_of(video)
         patches, weight, bias = self.patchify(video, keep)
         positions = (self.pos_spatial[None] + self.temporal_embeddings(steps)[:, None]).flatten(0, 1)
-        return F.linear(patches, weight, bias) + (positions if keep is None else positions[keep]), steps
+        x = F.linear(patches, weight, bias) + (positions if keep is None else positions[keep])
+        if self.config.cls_token:  # one class token for the whole clip, never masked
+            x = torch.cat([(self.cls + self.pos_cls).expand(x.shape[0], 1, -1), x], dim=1)
+        if self.config.pre_norm:
+            x = self.pre_norm(x)
+        return x, steps
 
     # ------------------------------------------------------------------ masking
 
@@ -268,7 +282,8 @@ class VideoViT(nn.Module):
         self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, int]:
         """Final normed tokens (b, kept, width) and the number of temporal steps. Unmasked,
-        they are in (step, row, column) order: ``.view(b, steps, grid * grid, width)``."""
+        they are in (step, row, column) order: ``.view(b, steps, grid * grid, width)`` (after
+        the class token, first, when the model has one: ``patch_tokens`` leaves it out)."""
         keep = None
         if mask_ratio > 0:  # drawn before embedding: only kept tubelets are embedded at all
             keep = self.keep_indices(video.shape[0], self.steps_of(video), mask_ratio, generator)
@@ -291,12 +306,22 @@ class VideoViT(nn.Module):
             x = self._run(block, x)
         return self.norm(x).reshape(b, steps * per_step, d), steps
 
+    def patch_tokens(
+        self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int]:
+        """As ``encode_tokens`` without the class token: (b, kept, width) in (step, row,
+        column) order, for callers that lay tokens out by step (the captioner, long inputs)."""
+        x, steps = self.encode_tokens(video, mask_ratio, generator)
+        return (x[:, 1:] if self.config.cls_token else x), steps
+
     def forward_features(
         self, video: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Pooled features (b, width) of the kept tokens."""
         x, steps = self.encode_tokens(video, mask_ratio, generator)
         if self.config.backbone != "frame":
+            if self.config.head_pool == "cls":
+                return x[:, 0]
             return self.map_head(x) if self.config.head_pool == "map" else x.mean(dim=1)
         b, n, d = x.shape
         frames = x.reshape(b, steps, n // steps, d).mean(dim=2)  # per-step features, then pooled over steps
