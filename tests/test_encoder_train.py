@@ -408,3 +408,45 @@ def test_training_starts_from_a_siglip_image_tower(data, tmp_path):
     # trained two steps from the tower: its blocks moved, its shape kept
     assert model.video.blocks[0].qkv.weight.shape == start.blocks[0].qkv.weight.shape
     assert not torch.equal(model.video.blocks[0].qkv.weight, start.blocks[0].qkv.weight)
+
+
+@pytest.mark.parametrize("adapt", ["lora", "mlp"])
+def test_adapters_train_alone_and_start_as_the_model(data, tmp_path, adapt):
+    from longvid.encoder.adapt import adapter_parameters, merge_lora
+    from longvid.encoder.dual import build, set_trainable
+
+    cfg = config(data, tmp_path / adapt, steps=3, adapt=adapt, adapt_rank=4)
+    torch.manual_seed(cfg.seed)
+    start = build(cfg)
+    set_trainable(start, cfg)
+    trainable = {n for n, p in start.video.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, p in start.video.named_parameters() if "lora_" in n or ".adapter." in n} | {
+        "head.weight"
+    }
+    clip = torch.rand(2, 4, 3, 32, 32) * 2 - 1
+    plain = config(data, tmp_path / "plain", steps=3)
+    torch.manual_seed(plain.seed)
+    base = build(plain)
+    with torch.no_grad():  # zero-initialised adapters: the adapted model starts as the model
+        torch.testing.assert_close(start.video.forward_features(clip), base.video.forward_features(clip))
+    train(cfg, progress=False)
+    model, loaded = load_encoder(tmp_path / adapt)
+    assert loaded.adapt == adapt and len(adapter_parameters(model.video)) > 0
+    moved = [n for n, p in model.video.named_parameters()
+             if not torch.equal(p, dict(start.video.named_parameters())[n])]  # fmt: skip
+    assert moved and all(n in trainable for n in moved)  # only adapters and the head trained
+    if adapt == "lora":  # folded into the weights for export: the same outputs, no LoRA left
+        with torch.no_grad():
+            before = model.video.forward_features(clip)
+            merge_lora(model.video)
+            torch.testing.assert_close(model.video.forward_features(clip), before, rtol=1e-5, atol=1e-5)
+        assert not adapter_parameters(model.video)
+        # a next stage starts from the LoRA-trained one with its LoRA merged in
+        nxt = config(
+            data, tmp_path / "next", stage="long", frames=8, steps=1, trainable="last:1", init=str(tmp_path / adapt)
+        )
+        train(nxt, progress=False)
+        assert not adapter_parameters(load_encoder(tmp_path / "next")[0].video)
+    else:
+        with pytest.raises(InvalidRequestError, match="MLP adapters, which cannot be merged"):
+            train(config(data, tmp_path / "next", stage="long", frames=8, init=str(tmp_path / adapt)), progress=False)

@@ -33,6 +33,8 @@ class EncoderTrainConfig:
     pooling: str = "mean"
     resolution: int | None = None  # frame side in pixels (default: the size's image_size)
     init: str | None = None  # checkpoint of an earlier stage
+    adapt: str = "none"  # none | lora | mlp: train only adapters (and the head) (encoder/adapt.py)
+    adapt_rank: int = 8  # LoRA rank, or the MLP adapter's bottleneck width
     init_image: str | None = None  # a pretrained image tower to start from (SigLIP folder; encoder/towers.py)
     inflate: str = "central"  # image -> video kernel inflation
     text: str | None = None  # transformers encoder folder; None: all-MiniLM-L6-v2
@@ -75,7 +77,9 @@ class EncoderTrainConfig:
             raise InvalidRequestError(f"distributed must be ddp or fsdp (got {self.distributed!r})")
         if self.schedule not in ("cosine", "constant"):
             raise InvalidRequestError(f"schedule must be cosine or constant (got {self.schedule!r})")
-        for key in ("steps", "batch", "frames", "threads", "save_every"):
+        if self.adapt not in ("none", "lora", "mlp"):
+            raise InvalidRequestError(f"adapt must be none, lora or mlp (got {self.adapt!r})")
+        for key in ("steps", "batch", "frames", "threads", "save_every", "adapt_rank"):
             if getattr(self, key) < 1:
                 raise InvalidRequestError(f"{key} must be >= 1 (got {getattr(self, key)})")
         for key in ("warmup", "workers", "weight_decay", "min_lr"):

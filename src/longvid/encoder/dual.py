@@ -9,13 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from longvid.encoder.adapt import adapter_parameters, apply_adapters, merge_lora
 from longvid.encoder.checkpoints import load_checkpoint
 from longvid.encoder.config import EncoderTrainConfig, parse_trainable
 from longvid.encoder.data import order_swapped
 from longvid.encoder.loss import MAX_LOGIT_SCALE, ContrastiveLoss
 from longvid.encoder.model import VideoViT, VideoViTConfig, config_for, trainable_last
 from longvid.encoder.text import TextTower
-from longvid.errors import ModelLoadError
+from longvid.errors import InvalidRequestError, ModelLoadError
 
 
 class DualEncoder(nn.Module):
@@ -45,7 +46,9 @@ def dual_encoder(
     if cfg.text_trainable == "head":
         text.freeze_encoder()
     model = DualEncoder(video if video is not None else VideoViT(video_cfg), text, ContrastiveLoss())
-    if state is not None:
+    if state is not None:  # its own adapters first, so that their weights have somewhere to go
+        saved = state["config"]
+        apply_adapters(model.video, saved.get("adapt", "none"), saved.get("adapt_rank", 8))
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
         if unexpected or any(not k.startswith("text.encoder.") for k in missing):
             raise ModelLoadError(f"{source}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -58,17 +61,20 @@ def build(cfg: EncoderTrainConfig) -> DualEncoder:
         from longvid.encoder.towers import from_image_tower
 
         video = from_image_tower(cfg.init_image, frames=max(cfg.frames, 2), inflate=cfg.inflate, backbone=cfg.backbone)
-        return dual_encoder(video.config, cfg, None, None, video=video)
+        return _adapted(dual_encoder(video.config, cfg, None, None, video=video), cfg)
     if cfg.init is None:
         overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
         if cfg.resolution is not None:
             overrides["image_size"] = cfg.resolution
-        return dual_encoder(config_for(cfg.size, **overrides), cfg, None, None)
+        return _adapted(dual_encoder(config_for(cfg.size, **overrides), cfg, None, None), cfg)
     state = load_checkpoint(cfg.init)
+    if state["config"].get("adapt") == "mlp":
+        raise InvalidRequestError(f"init {cfg.init} has MLP adapters, which cannot be merged: start from its own init")
     video_cfg = VideoViTConfig(**state["video_config"])
     if (video_cfg.backbone, video_cfg.pooling) != (cfg.backbone, cfg.pooling):
         warnings.warn(f"init {cfg.init} is a {video_cfg.backbone} model: its backbone is kept", stacklevel=2)
     model = dual_encoder(video_cfg, cfg, state, cfg.init)
+    merge_lora(model.video)  # an earlier stage's LoRA becomes part of the weights this stage starts from
     if state["config"]["stage"] == "image" and cfg.stage != "image":
         model.video.inflate(cfg.inflate)
     if cfg.stage != "image" and cfg.frames != model.video.config.frames:
@@ -76,6 +82,11 @@ def build(cfg: EncoderTrainConfig) -> DualEncoder:
     for p in model.parameters():  # FSDP shards only contiguous parameters
         if not p.is_contiguous():
             p.data = p.data.contiguous()
+    return _adapted(model, cfg)
+
+
+def _adapted(model: DualEncoder, cfg: EncoderTrainConfig) -> DualEncoder:
+    apply_adapters(model.video, cfg.adapt, cfg.adapt_rank)
     return model
 
 
@@ -86,6 +97,11 @@ def set_trainable(model: DualEncoder, cfg: EncoderTrainConfig) -> None:
     unused = video.tubelet if cfg.stage == "image" else video.patch  # the other input path
     for p in unused.parameters():
         p.requires_grad_(False)
+    if cfg.adapt != "none":  # only the adapters and the embedding head
+        for p in video.parameters():
+            p.requires_grad_(False)
+        for p in [*adapter_parameters(video), *video.head.parameters()]:
+            p.requires_grad_(True)
 
 
 def load_encoder(path: str | Path) -> tuple[DualEncoder, EncoderTrainConfig]:

@@ -119,6 +119,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width, eps=eps)
         hidden = round(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), ACTIVATIONS[act](), nn.Linear(hidden, width))
+        self.adapter: nn.Module | None = None  # encoder/adapt.py: a bottleneck after the block
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -128,7 +129,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.mlp(self.norm2(x))
+        return x if self.adapter is None else self.adapter(x)
 
 
 class AttentionPoolHead(nn.Module):
