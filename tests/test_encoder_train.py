@@ -450,3 +450,14 @@ def test_adapters_train_alone_and_start_as_the_model(data, tmp_path, adapt):
     else:
         with pytest.raises(InvalidRequestError, match="MLP adapters, which cannot be merged"):
             train(config(data, tmp_path / "next", stage="long", frames=8, init=str(tmp_path / adapt)), progress=False)
+
+
+@pytest.mark.parametrize("patching", [{"tubelet": 4}, {"patch": 16}])
+def test_coarse_temporal_and_spatial_patching_train(data, tmp_path, patching):
+    cfg = config(data, tmp_path / "p", steps=2, frames=8, **patching)
+    train(cfg, progress=False)
+    model, _ = load_encoder(tmp_path / "p")
+    tubelet, patch = patching.get("tubelet", 2), patching.get("patch", 8)
+    assert (model.video.config.tubelet, model.video.config.patch) == (tubelet, patch)
+    tokens, steps = model.video.patch_tokens(torch.rand(1, 8, 3, 32, 32) * 2 - 1)
+    assert steps == 8 // tubelet and tokens.shape[1] == steps * (32 // patch) ** 2  # fewer tokens, less memory

@@ -32,6 +32,10 @@ class EncoderTrainConfig:
     backbone: str = "joint"
     pooling: str = "mean"
     resolution: int | None = None  # frame side in pixels (default: the size's image_size)
+    # input sampling: frames per tubelet (coarse temporal patching: 4 or 8) and the patch side
+    # in pixels (coarse spatial patching: twice the size's) for a new model; None: the size's
+    tubelet: int | None = None
+    patch: int | None = None
     init: str | None = None  # checkpoint of an earlier stage
     adapt: str = "none"  # none | lora | mlp: train only adapters (and the head) (encoder/adapt.py)
     adapt_rank: int = 8  # LoRA rank, or the MLP adapter's bottleneck width

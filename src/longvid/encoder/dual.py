@@ -66,6 +66,9 @@ def build(cfg: EncoderTrainConfig) -> DualEncoder:
         overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
         if cfg.resolution is not None:
             overrides["image_size"] = cfg.resolution
+        for key in ("tubelet", "patch"):
+            if getattr(cfg, key) is not None:
+                overrides[key] = getattr(cfg, key)
         return _adapted(dual_encoder(config_for(cfg.size, **overrides), cfg, None, None), cfg)
     state = load_checkpoint(cfg.init)
     if state["config"].get("adapt") == "mlp":
