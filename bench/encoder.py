@@ -30,7 +30,7 @@ BENCH_MODEL = dict(image_size=112, patch=16, width=192, depth=4, heads=3, embed_
 BATCH = 4
 
 
-def run_one(backbone: str, frames: int, ratio: float, steps: int, model: dict, batch: int) -> dict:
+def run_one(backbone: str, frames: int, ratio: float, steps: int, model: dict, batch: int, adapt: str = "none") -> dict:
     import torch
 
     from longvid.encoder.loss import ContrastiveLoss
@@ -43,8 +43,17 @@ def run_one(backbone: str, frames: int, ratio: float, steps: int, model: dict, b
     torch.manual_seed(0)
     net = VideoViT(VideoViTConfig(**model, frames=frames, backbone=backbone)).to(device)
     loss_fn = ContrastiveLoss().to(device)
+    if adapt != "none":  # only adapters (and the head) train: no gradients or optimizer state elsewhere
+        from longvid.encoder.adapt import adapter_parameters, apply_adapters
+
+        apply_adapters(net, adapt, 8)
+        net.to(device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in [*adapter_parameters(net), *net.head.parameters()]:
+            p.requires_grad_(True)
     params = [p for p in [*net.parameters(), *loss_fn.parameters()] if p is not net.patch.weight]
-    params = [p for p in params if p is not net.patch.bias]
+    params = [p for p in params if p is not net.patch.bias and p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     side = model["image_size"]
     video = torch.rand(batch, frames, 3, side, side, device=device) * 2 - 1
@@ -77,6 +86,7 @@ def run_one(backbone: str, frames: int, ratio: float, steps: int, model: dict, b
     tokens = (frames // net.config.tubelet) * net.config.grid**2
     return {
         "backbone": backbone,
+        "adapt": adapt,
         "frames": frames,
         "mask_ratio": ratio,
         "tokens_per_clip": tokens,

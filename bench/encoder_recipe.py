@@ -84,12 +84,25 @@ def long_inputs(model, clips, group: int, factors=(1, 2, 4, 8)) -> list[dict]:
     return rows
 
 
-def training_memory(backbone: str, ratio: float, batch: int) -> int:
+# the alternatives to masking the video-first recipe's memory study weighs, on the joint
+# backbone: parameter-efficient adaptation, and coarser input sampling
+VARIANTS = {
+    "lora": dict(adapt="lora"),
+    "mlp": dict(adapt="mlp"),
+    "tubelet4": dict(tubelet=4),
+    "patch16": dict(patch=16),
+}
+
+
+def training_memory(backbone: str, ratio: float, batch: int, variant: dict | None = None) -> int:
     """bench/encoder.py's measurement on the micro model, in its own process."""
     here = str(Path(__file__).parent)
+    variant = variant or {}
+    model = {**MICRO, **{k: v for k, v in variant.items() if k in ("tubelet", "patch")}}
+    adapt = variant.get("adapt", "none")
     code = (
         f"import json, sys; sys.path.insert(0, {here!r}); import encoder as b; "
-        f"print(json.dumps(b.run_one({backbone!r}, 16, {ratio!r}, 2, {MICRO!r}, {batch})))"
+        f"print(json.dumps(b.run_one({backbone!r}, 16, {ratio!r}, 2, {model!r}, {batch}, {adapt!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
@@ -109,6 +122,9 @@ def main() -> None:
     ap.add_argument("--eval-clips", type=int, default=128)
     ap.add_argument("--backbones", default=",".join(BACKBONES))
     ap.add_argument("--ratios", default=",".join(map(str, RATIOS)))
+    ap.add_argument("--variants", default="",
+                    help=f"alternatives on the joint backbone, unmasked: {','.join(VARIANTS)} (adapters start "
+                         "from the joint unmasked checkpoint in --work)")  # fmt: skip
     ap.add_argument("--order-negatives", action=argparse.BooleanOptionalAction, default=True,
                     help="reversed captions as hard negatives (see EncoderTrainConfig.order_negatives)")  # fmt: skip
     ap.add_argument("--text", help="text encoder folder (default: all-MiniLM-L6-v2)")
@@ -163,6 +179,27 @@ def main() -> None:
             key = (backbone, ratio, args.steps)
             results["runs"] = [r for r in results["runs"] if (r["backbone"], r["mask_ratio"], r["steps"]) != key]
             results["runs"].append(row)
+    for name in [v for v in args.variants.split(",") if v]:
+        variant = VARIANTS[name]
+        out = work / f"joint+{name}"
+        # adapters adapt a trained model (the unmasked joint one); patchings train from scratch
+        init = str(work / "joint-0.0") if "adapt" in variant else None
+        cfg = EncoderTrainConfig(
+            manifest=str(train_manifest), out=str(out), stage="short", frames=16, mask_ratio=0.0, trainable="all",
+            size="micro", backbone="joint", text=args.text, steps=args.steps, batch=args.batch, lr=1e-3,
+            warmup=min(40, args.steps // 10), seed=0, threads=1, cache_decoded=True,
+            order_negatives=args.order_negatives, save_every=args.steps, init=init, **variant,
+        )  # fmt: skip
+        train(cfg, progress=False)
+        history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()]
+        model, _ = load_encoder(out)
+        row = {"backbone": f"joint+{name}", "mask_ratio": 0.0, "steps": args.steps,
+               **evaluate(model, eval_clips, 16)}  # fmt: skip
+        row["final_loss"] = sum(h["loss"] for h in history[-20:]) / len(history[-20:])
+        row["train_peak_bytes"] = training_memory("joint", 0.0, args.batch, variant)
+        print("BENCH " + json.dumps(row), flush=True)
+        results["runs"] = [r for r in results["runs"] if (r["backbone"], r["steps"]) != (row["backbone"], args.steps)]
+        results["runs"].append(row)
     if args.long_from != "none" and (work / args.long_from / "checkpoint.pt").exists():
         model, _ = load_encoder(work / args.long_from)
         results["long"] = long_inputs(model, eval_clips, 16)
@@ -180,8 +217,8 @@ def tables(results: dict) -> str:
         "| backbone | mask ratio | steps | train peak MiB | t2v R@1 | v2t R@1 | order acc | order R@1 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    order = {b: i for i, b in enumerate(BACKBONES)}
-    for r in sorted(results["runs"], key=lambda r: (order[r["backbone"]], r["steps"], r["mask_ratio"])):
+    order = {b: i for i, b in enumerate([*BACKBONES, *(f"joint+{v}" for v in VARIANTS)])}
+    for r in sorted(results["runs"], key=lambda r: (order.get(r["backbone"], 99), r["steps"], r["mask_ratio"])):
         lines.append(
             f"| {r['backbone']} | {r['mask_ratio']:g} | {r['steps']} | {r['train_peak_bytes'] / 2**20:.0f} | "
             f"{100 * r['t2v_r@1']:.1f} | {100 * r['v2t_r@1']:.1f} | {100 * r['order_acc']:.1f} | "
@@ -223,6 +260,12 @@ def plot(results: dict, path: Path) -> None:
         for r, x, y in zip(runs, xs, ys, strict=True):
             ax.annotate(f"{r['mask_ratio']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     steps = results["settings"][0]["steps"]
+    for r in results["runs"]:  # the alternatives to masking: diamonds, labelled
+        if r["backbone"].startswith("joint+") and r["steps"] == steps:
+            x, y = r["train_peak_bytes"] / 2**20, 100 * r["order_r@1"]
+            ax.plot([x], [y], marker="D", markersize=7, color="gray", linestyle="none")
+            ax.annotate(r["backbone"].removeprefix("joint+"), (x, y), textcoords="offset points", xytext=(5, -8),
+                        fontsize=8)  # fmt: skip
     for r in results["runs"]:  # runs with another budget (e.g. equal compute): stars
         if r["steps"] != steps:
             x, y = r["train_peak_bytes"] / 2**20, 100 * r["order_r@1"]
