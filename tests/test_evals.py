@@ -321,3 +321,25 @@ def test_eval_cli_refuses_bad_paths_and_limits(fixtures, tmp_path, capsys):
     assert "--limit must be >= 1" in capsys.readouterr().err
     assert main(["eval", "--bench", "egoschema", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b")]) == 2
     assert "no results file at" in capsys.readouterr().err
+
+
+def test_decoding_ahead_gives_the_same_answers(fixtures, tmp_path):
+    """model_answerer decodes the next video in a thread while the model answers: the lines
+    equal answering from the files one at a time; a missing video still fails only its items."""
+    import shutil
+
+    from longvid.evals.runner import model_answerer
+    from longvid.models import load
+
+    data = tmp_path / "lvb"
+    shutil.copytree(fixtures["longvideobench"], data)
+    items = load_benchmark("longvideobench", data)
+    items[2].video.unlink()  # one video gone
+    ask = model_answerer(load(None), frames=8)
+    assert hasattr(ask, "load")
+    ahead = run_eval("longvideobench", data, tmp_path / "ahead.jsonl", ask, progress=False)
+    del ask.load
+    plain = run_eval("longvideobench", data, tmp_path / "plain.jsonl", ask, progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(read_results(tmp_path / "ahead.jsonl")) == strip(read_results(tmp_path / "plain.jsonl"))
+    assert ahead["failed"] == plain["failed"] == 1

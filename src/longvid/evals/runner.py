@@ -67,7 +67,16 @@ def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]
         """Several questions about one video: one encoding, one shared prefill."""
         return [line(a) for a in llm.ask(video, prompts, max_new_tokens=ANSWER_TOKENS, **ask_options)]
 
+    def load(video: Path):
+        """The video's frames as ``ask`` would read them (for decoding ahead, in a thread)."""
+        from longvid.video import FrameReader
+
+        reader = FrameReader(video)
+        size = llm.adapter.frame_size(reader.info.width, reader.info.height, not ask_options.get("fast_resize"))
+        return reader.sample(n=ask_options.get("frames") or llm.trained_frames, size=size)
+
     ask.many = many
+    ask.load = load
     return ask
 
 
@@ -94,22 +103,53 @@ def _graded(item: Item, response: str, extra: dict, seconds: float) -> dict:
     }
 
 
-def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item) -> dict:
-    """Ask one item and grade it; what is written per line."""
+def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: Item, video=None) -> dict:
+    """Ask one item and grade it; what is written per line. ``video``: its frames, decoded
+    ahead (default: the item's file)."""
     t0 = time.perf_counter()
-    response, extra = ask(item.video, build_prompt(bench, item))
+    response, extra = ask(item.video if video is None else video, build_prompt(bench, item))
     return _graded(item, response, extra, time.perf_counter() - t0)
 
 
-def answer_group(ask, bench: str, group: list[Item]) -> list[dict]:
+def answer_group(ask, bench: str, group: list[Item], video=None) -> list[dict]:
     """The items of one video: together through ``ask.many`` when the answerer has it (one
     encoding and one shared prefill), else one by one. Seconds are shared out evenly."""
     if len(group) == 1 or not hasattr(ask, "many"):
-        return [answer_item(ask, bench, item) for item in group]
+        return [answer_item(ask, bench, item, video) for item in group]
     t0 = time.perf_counter()
-    answered = ask.many(group[0].video, [build_prompt(bench, item) for item in group])
+    answered = ask.many(group[0].video if video is None else video, [build_prompt(bench, item) for item in group])
     seconds = (time.perf_counter() - t0) / len(group)
     return [_graded(item, response, extra, seconds) for item, (response, extra) in zip(group, answered, strict=True)]
+
+
+class _Prefetch:
+    """Decodes the next video while the model answers about the current one (one thread, one
+    video ahead: at most two videos' frames in memory). PyAV decodes without the GIL."""
+
+    def __init__(self, load, videos: list[Path]) -> None:
+        self.load, self.videos, self.pending = load, videos, {}
+        self.pool = None
+
+    def __enter__(self):
+        if self.load is not None and self.videos:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="longvid-prefetch")
+            self.pending[0] = self.pool.submit(self.load, self.videos[0])
+        return self
+
+    def get(self, k: int):
+        """Video k's frames (its error is raised here, for that video's items), and video k+1's
+        decoding started; None without a loader."""
+        if self.pool is None:
+            return None
+        if k + 1 < len(self.videos):
+            self.pending[k + 1] = self.pool.submit(self.load, self.videos[k + 1])
+        return self.pending.pop(k).result()
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _by_video(items: list[Item]) -> list[list[Item]]:
@@ -162,11 +202,13 @@ def run_eval(
     todo = [it for it in mine if it.id not in done or "error" in done[it.id]]  # failed items are retried
     correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
-    with path.open("a", encoding="utf-8") as f:
+    groups = _by_video(todo)
+    ahead = _Prefetch(getattr(ask, "load", None), [g[0].video for g in groups])
+    with path.open("a", encoding="utf-8") as f, ahead:
         n = 0
-        for group in _by_video(todo):
+        for k, group in enumerate(groups):
             try:
-                recs = answer_group(ask, bench, group)
+                recs = answer_group(ask, bench, group, ahead.get(k))
             except LongvidError as e:
                 if on_error == "raise":
                     raise
