@@ -177,3 +177,26 @@ def test_real_video_resize_equals_reference_resize(real_videos):
     frames = sample_frames(path, 6, size=(160, 68))
     for got, i in zip(frames.array, frames.indices, strict=True):
         np.testing.assert_array_equal(got, ref[i])
+
+
+@pytest.mark.parametrize("request_kind", [dict(n=64), dict(n=7), dict(fps=3.0), dict(n=40, fast=True)])
+def test_several_workers_decode_the_same_frames(stamped_video, request_kind):
+    reader = FrameReader(stamped_video)
+    one = reader.sample(**request_kind, workers=1)
+    two = reader.sample(**request_kind, workers=2)
+    assert two.indices.tolist() == one.indices.tolist()
+    np.testing.assert_array_equal(two.array, one.array)
+    if not request_kind.get("fast"):
+        assert stamps(two) == two.indices.tolist()
+    assert (two.stats.segments, two.stats.frames_decoded) == (one.stats.segments, one.stats.frames_decoded)
+
+
+def test_segments_split_into_runs_of_equal_cost():
+    from longvid.video.parallel import split_segments
+    from longvid.video.plan import Segment
+
+    segments = [Segment(start=s, targets=[s + 10]) for s in range(0, 100, 10)]
+    parts = split_segments(segments, 3)
+    assert [len(p) for p in parts] == [3, 4, 3] or [len(p) for p in parts] == [4, 3, 3]
+    assert [s for p in parts for s in p] == segments  # contiguous, in order, nothing lost
+    assert split_segments(segments[:1], 4) == [segments[:1]]

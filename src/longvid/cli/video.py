@@ -54,6 +54,9 @@ def frames(
     out: Annotated[Path | None, typer.Option(help="Write frames, indices, timestamps to an .npz file.")] = None,
     sheet: Annotated[Path | None, typer.Option(help="Write a contact sheet PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print indices, timestamps and stats as JSON.")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes decoding side by side (default: from the cores and the plan).")
+    ] = None,
 ) -> None:
     """Sample frames from a video (exact by default), to an .npz file and/or a contact sheet."""
     from longvid.video import FrameReader, save_contact_sheet
@@ -70,6 +73,7 @@ def frames(
         tolerance=tolerance,
         strict=strict,
         progress=interactive(),
+        workers=workers,
     )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,10 @@ from longvid.errors import (
 from longvid.progress import bar
 from longvid.video.container import FrameIndex, frame_index, open_container, probe, truncation
 from longvid.video.frames import DecodeStats, Frames
+from longvid.video.parallel import decode_parallel, default_workers
 from longvid.video.plan import (
     Segment,
+    minimum_decodes,
     plan_segments,
     select_indices,
     snap_to_keyframes,
@@ -197,6 +199,7 @@ class FrameReader:
         strict: bool = False,
         threads: bool | None = None,
         progress: bool = False,
+        workers: int | None = None,
     ) -> Frames:
         """Decode the requested frames into one (N, H, W, 3) uint8 array.
 
@@ -207,18 +210,28 @@ class FrameReader:
         ``strict``: raise instead of clamping over-long requests or skipping frames that
         fail to decode. ``threads``: FFmpeg frame threading (default: on for plans that
         are mostly sequential, where it helps; off for seek-heavy ones, where it does not).
+        ``workers``: processes decoding the plan's segments side by side (``video.parallel``;
+        default: from the cores and the plan, 1 where it does not pay). The frames are the same.
         """
         request = dict(n=n, indices=indices, fps=fps, max_frames=max_frames, timestamps=timestamps)
         requested, sources, unique, (out_w, out_h) = self._resolve(request, size, fast, tolerance, strict)
-        array = np.empty((len(unique), out_h, out_w, 3), dtype=np.uint8)
-        got = np.zeros(len(unique), dtype=bool)
         stats = DecodeStats()
+        if workers is None:
+            workers = default_workers(len(plan_segments(self.index, unique)), minimum_decodes(self.index, unique))
+        if workers < 1:
+            raise InvalidRequestError(f"workers must be >= 1 (got {workers})")
         meter = bar(progress, len(unique), f"decode {self.path.name}", "frame")
-        for idx, rgb in self._decode(unique, (out_w, out_h), threads, stats):
-            j = int(np.searchsorted(unique, idx))
-            array[j] = rgb
-            got[j] = True
-            meter.update(1)
+        if workers > 1 and len(unique) > 1:
+            array, got = decode_parallel(self.path, unique, (out_w, out_h), workers, threads, stats)
+            meter.update(len(unique))
+        else:
+            array = np.empty((len(unique), out_h, out_w, 3), dtype=np.uint8)
+            got = np.zeros(len(unique), dtype=bool)
+            for idx, rgb in self._decode(unique, (out_w, out_h), threads, stats):
+                j = int(np.searchsorted(unique, idx))
+                array[j] = rgb
+                got[j] = True
+                meter.update(1)
         meter.close()
         # Put frames back in request order (repeats copy); drop frames that failed.
         order = np.searchsorted(unique, sources)
