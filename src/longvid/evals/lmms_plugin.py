@@ -24,6 +24,7 @@ does not end the run; unknown ``--model_args`` end it at once, naming the known 
 
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from typing import Any
@@ -54,6 +55,15 @@ def default_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
+def _close_process_group() -> None:
+    """lmms-eval leaves its process group open; a rank that exits with gloo's threads still
+    running can abort at interpreter shutdown, failing the run after its results are written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _int(name: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -73,6 +83,8 @@ class LongvidRequests:
                 f"unknown model_args {', '.join(unknown)} for --model longvid; known: {', '.join(MODEL_ARGS)}"
             )
         device = model_args.get("device") or default_device()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            atexit.register(_close_process_group)
         if llm is None:
             from longvid.models import load
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from longvid.video.container import frame_index
+from longvid.video.decoder import Decoder
 from longvid.video.frames import DecodeStats
 from longvid.video.plan import Segment, plan_segments
 
@@ -46,13 +47,11 @@ def split_segments(segments: list[Segment], workers: int) -> list[list[Segment]]
 
 
 def _decode_part(path, segments, unique, out_size, shm_name, threads):
-    from longvid.video.sampling import _Decoder
-
     shm = shared_memory.SharedMemory(name=shm_name)
     try:
         w, h = out_size
         array = np.ndarray((len(unique), h, w, 3), dtype=np.uint8, buffer=shm.buf)
-        decoder = _Decoder(Path(path), frame_index(path), out_size, threads)
+        decoder = Decoder(Path(path), frame_index(path), out_size, threads)
         got = []
         try:
             for seg in segments:
