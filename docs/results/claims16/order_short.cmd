@@ -1,0 +1,1 @@
+.venv/bin/longvid probe --task order --frames 16 --extend none --pooling uniform,progressive --samples 100 --threads 1 --out docs/results/claims16
