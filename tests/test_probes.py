@@ -129,3 +129,10 @@ def test_probe_cli_writes_table_json_and_heatmap(tmp_path, capsys, tiny_llm):
     assert (tmp_path / "needle_short.png").stat().st_size > 1000
     table = (tmp_path / "needle_short.md").read_text()
     assert "| 16 |" in table and "visual-yarn / progressive" in table
+
+
+def test_full_mode_makes_the_next_items_files_ahead_in_order(tiny_llm):
+    cache = list(run_probe(tiny_llm, "order", [8, 12], samples=2))
+    full = list(run_probe(tiny_llm, "order", [8, 12], samples=2, mode="full"))
+    # the same items in the same order (files made one ahead in a thread), each with its truth
+    assert [(r.frames, r.seed, r.answer) for r in full] == [(r.frames, r.seed, r.answer) for r in cache]

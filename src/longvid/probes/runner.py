@@ -122,41 +122,63 @@ def run_probe(
     methods = {p: parse_method(llm, p) for p in poolings}
     total = len(frames) * samples * len(depths) * len(extends) * len(poolings)
     meter = bar(progress, total, f"probe {task}")
-    for n in frames:
-        for k in range(samples):
-            item_seed = EVAL_SEED_BASE + seed * 100_000 + k
-            base = make_item(task, item_seed, n, depth=depths[0] if depths[0] is not None else None, form=form)
-            grid = llm.encode_grid(_frames_for(base, mode))
-            needle = base.key_frames[0]
-            for depth in depths:
-                item, g = base, grid
-                if depth is not None and task == "needle":
-                    target = round(depth * (n - 1))
-                    g = grid.clone()
-                    g[[needle, target]] = grid[[target, needle]]  # same haystack, needle moved
-                for pooling in poolings:
-                    schedule, reducer = methods[pooling]
-                    visual = llm.pool_grid(g, schedule, reducer=reducer)
-                    for j, extend in enumerate(extends):
-                        word, scale, peak = _first_token(
-                            llm, item.question, visual, extend, measure=k == 0 and j == 0, kv_bits=kv_bits
-                        )
-                        yield ProbeRecord(
-                            task=task,
-                            frames=n,
-                            depth=depth,
-                            extend=extend,
-                            pooling=pooling,
-                            seed=item_seed,
-                            answer=item.answer,
-                            predicted=word,
-                            correct=word == item.answer,
-                            visual_tokens=int(visual.embeds.shape[0]),
-                            scale=round(scale, 4),
-                            peak_bytes=peak,
-                        )
-                        meter.update(1)
+    plan = [(n, k) for n in frames for k in range(samples)]
+
+    def item_for(n: int, k: int):
+        item_seed = EVAL_SEED_BASE + seed * 100_000 + k
+        return make_item(task, item_seed, n, depth=depths[0] if depths[0] is not None else None, form=form)
+
+    def frames_for(pos: int):
+        item = item_for(*plan[pos])
+        return item, _frames_for(item, mode)
+
+    # full mode writes and decodes real files: the next item's are made in a thread while the
+    # model answers this one (one ahead)
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1) if mode == "full" else None
+    pending = pool.submit(frames_for, 0) if pool and plan else None
+    for pos, (n, k) in enumerate(plan):
+        if pool is not None:
+            base, pixels = pending.result()
+            if pos + 1 < len(plan):
+                pending = pool.submit(frames_for, pos + 1)
+        else:
+            base, pixels = frames_for(pos)
+        item_seed = EVAL_SEED_BASE + seed * 100_000 + k
+        grid = llm.encode_grid(pixels)
+        needle = base.key_frames[0]
+        for depth in depths:
+            item, g = base, grid
+            if depth is not None and task == "needle":
+                target = round(depth * (n - 1))
+                g = grid.clone()
+                g[[needle, target]] = grid[[target, needle]]  # same haystack, needle moved
+            for pooling in poolings:
+                schedule, reducer = methods[pooling]
+                visual = llm.pool_grid(g, schedule, reducer=reducer)
+                for j, extend in enumerate(extends):
+                    word, scale, peak = _first_token(
+                        llm, item.question, visual, extend, measure=k == 0 and j == 0, kv_bits=kv_bits
+                    )
+                    yield ProbeRecord(
+                        task=task,
+                        frames=n,
+                        depth=depth,
+                        extend=extend,
+                        pooling=pooling,
+                        seed=item_seed,
+                        answer=item.answer,
+                        predicted=word,
+                        correct=word == item.answer,
+                        visual_tokens=int(visual.embeds.shape[0]),
+                        scale=round(scale, 4),
+                        peak_bytes=peak,
+                    )
+                    meter.update(1)
     meter.close()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _frames_for(item, mode: str) -> np.ndarray:
