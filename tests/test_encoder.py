@@ -377,3 +377,29 @@ def test_other_image_towers_are_refused(tmp_path):
     ).save_pretrained(tmp_path)
     with pytest.raises(InvalidRequestError, match="supported: SigLIP, CLIP"):
         from_image_tower(tmp_path)
+
+
+def test_the_text_tower_of_a_clip_checkpoint_pools_as_clip(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import CLIPConfig, CLIPModel, CLIPTextModel, PreTrainedTokenizerFast
+
+    from longvid.encoder.text import TextTower
+
+    words = ["<pad>", "<unk>", "<s>", "</s>", "a", "red", "square", "moves", "left", "then", "circle"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=16, eos_token_id=3)  # fmt: skip
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=32,
+                  patch_size=8)  # fmt: skip
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision)).save_pretrained(tmp_path)  # a full checkpoint
+    tower = TextTower.from_pretrained(tmp_path, embed_dim=16)
+    assert tower.pooling == "pooler" and type(tower.encoder).__name__ == "CLIPTextModel"
+    captions = ["a red square moves left", "a circle"]
+    batch = tower.tokenize(captions)
+    with torch.no_grad():
+        want = CLIPTextModel.from_pretrained(tmp_path)(**batch).pooler_output
+        torch.testing.assert_close(tower.pooled(captions), want)

@@ -29,10 +29,19 @@ def minilm_path() -> Path:
     return Path(g.get_model_path())
 
 
+# the text half of an image-text checkpoint, and how it pools (its own pooled output)
+PAIRED_TEXT_MODELS = {"clip": "CLIPTextModel", "siglip": "SiglipTextModel"}
+
+
 class TextTower(nn.Module):
-    def __init__(self, encoder: nn.Module, tokenizer, embed_dim: int, max_length: int = 64) -> None:
+    def __init__(
+        self, encoder: nn.Module, tokenizer, embed_dim: int, max_length: int = 64, pooling: str = "mean"
+    ) -> None:
         super().__init__()
         self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        # mean: over real tokens (sentence encoders); pooler: the model's own pooled output
+        # (CLIP's end token, SigLIP's last token after padding to max_length, as trained)
+        self.pooling = pooling
         self.head = nn.Linear(encoder.config.hidden_size, embed_dim, bias=False)
         self.frozen = False
         self._cache: dict[str, torch.Tensor] = {}
@@ -55,18 +64,31 @@ class TextTower(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None, embed_dim: int, max_length: int = 64) -> TextTower:
-        from transformers import AutoModel, AutoTokenizer
+        """A transformers text encoder, or the text tower of a CLIP / SigLIP checkpoint (the
+        same checkpoint an image tower came from: ``init_image``)."""
+        import transformers
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         source = Path(path) if path is not None else minilm_path()
         try:
-            encoder = AutoModel.from_pretrained(source)
+            kind = AutoConfig.from_pretrained(source).model_type
+            if kind in PAIRED_TEXT_MODELS:
+                encoder = getattr(transformers, PAIRED_TEXT_MODELS[kind]).from_pretrained(source)
+            else:
+                encoder = AutoModel.from_pretrained(source)
             tokenizer = AutoTokenizer.from_pretrained(source)
         except OSError as e:
             raise ModelLoadError(f"{source}: cannot load a text encoder ({str(e).splitlines()[0]})") from e
-        return cls(encoder, tokenizer, embed_dim, max_length)
+        pooling = "pooler" if kind in PAIRED_TEXT_MODELS else "mean"
+        if kind == "siglip":  # SigLIP's text tower pools its last position: pad as it was trained
+            max_length = min(max_length, encoder.config.max_position_embeddings)
+        return cls(encoder, tokenizer, embed_dim, max_length, pooling)
 
     def tokenize(self, captions: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(captions, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        padding = "max_length" if self.pooling == "pooler" and "siglip" in type(self.encoder).__name__.lower() else True
+        return self.tokenizer(
+            captions, padding=padding, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
 
     def pooled(self, captions: list[str]) -> torch.Tensor:
         """Mean of the encoder's last hidden states over real tokens, (len(captions), hidden)."""
@@ -81,6 +103,10 @@ class TextTower(nn.Module):
 
     def _encode(self, captions: list[str]) -> torch.Tensor:
         batch = {k: v.to(self.head.weight.device) for k, v in self.tokenize(captions).items()}
+        if self.pooling == "pooler":
+            if "siglip" in type(self.encoder).__name__.lower():
+                batch.pop("attention_mask", None)  # SigLIP's text tower runs without one, padded to max_length
+            return self.encoder(**batch).pooler_output
         hidden = self.encoder(**batch).last_hidden_state  # (b, n, h)
         mask = batch["attention_mask"][..., None].to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)

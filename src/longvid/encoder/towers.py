@@ -6,7 +6,9 @@ embeddings the spatial grid (temporal ones start at zero); the blocks, final nor
 attention-pooling head carry over. One frame then encodes exactly as the image tower does
 (tests/test_encoder.py); from SigLIP, so does a still video with central inflation (attention
 over T copies of each token is attention over one). CLIP's class token attends to every copy of
-each patch, so there a still video's pooled output differs from the image's.
+each patch, so there a still video's pooled output differs from the image's. A full CLIP or
+SigLIP checkpoint's text tower comes from the same folder through the encoder's ``text`` key
+(``encoder/text.py``: pooled as that model pools).
 
 Supported: SigLIP and CLIP vision towers (``SiglipVisionModel`` / ``CLIPVisionModel``
 folders, or full checkpoints' vision parts). CLIP's class token (one per clip, never masked)
