@@ -91,6 +91,7 @@ VARIANTS = {
     "mlp": dict(adapt="mlp"),
     "tubelet4": dict(tubelet=4),
     "patch16": dict(patch=16),
+    "tubes": dict(tubes=True),
 }
 
 
@@ -98,7 +99,7 @@ def training_memory(backbone: str, ratio: float, batch: int, variant: dict | Non
     """bench/encoder.py's measurement on the micro model, in its own process."""
     here = str(Path(__file__).parent)
     variant = variant or {}
-    model = {**MICRO, **{k: v for k, v in variant.items() if k in ("tubelet", "patch")}}
+    model = {**MICRO, **{k: v for k, v in variant.items() if k in ("tubelet", "patch", "tubes")}}
     adapt = variant.get("adapt", "none")
     code = (
         f"import json, sys; sys.path.insert(0, {here!r}); import encoder as b; "
@@ -159,8 +160,8 @@ def main() -> None:
     if args.update and previous.exists():
         results = json.loads(previous.read_text())
         results["settings"].append(settings)
-    for backbone in args.backbones.split(","):
-        for ratio in [float(r) for r in args.ratios.split(",")]:
+    for backbone in [b for b in args.backbones.split(",") if b]:
+        for ratio in [float(r) for r in args.ratios.split(",") if r]:
             out = work / (f"{backbone}-{ratio}" + ("" if args.steps == DEFAULT_STEPS else f"-{args.steps}steps"))
             cfg = EncoderTrainConfig(
                 manifest=str(train_manifest), out=str(out), stage="short", frames=16, mask_ratio=ratio,

@@ -461,3 +461,23 @@ def test_coarse_temporal_and_spatial_patching_train(data, tmp_path, patching):
     assert (model.video.config.tubelet, model.video.config.patch) == (tubelet, patch)
     tokens, steps = model.video.patch_tokens(torch.rand(1, 8, 3, 32, 32) * 2 - 1)
     assert steps == 8 // tubelet and tokens.shape[1] == steps * (32 // patch) ** 2  # fewer tokens, less memory
+
+
+def test_sparse_tubes_see_the_clip_with_fewer_tokens_and_train(data, tmp_path):
+    from longvid.encoder.model import VideoViT, config_for
+
+    dense = VideoViT(config_for("micro", frames=16))
+    tubes = VideoViT(config_for("micro", frames=16, tubes=True))
+    clip = torch.rand(2, 16, 3, 32, 32) * 2 - 1
+    n_dense = dense.encode_tokens(clip)[0].shape[1]
+    n_tubes = tubes.encode_tokens(clip)[0].shape[1]
+    # 8 steps x 16 patches densely; tubes: 2 x 16 fine + 2 x 4 long + 2 x 4 between
+    assert (n_dense, n_tubes) == (128, 48)
+    assert tubes.encode_tokens(clip, mask_ratio=0.75)[0].shape[1] == 12  # masking drops tube tokens
+    other = clip.clone()
+    other[:, 8:] = other[:, 8:].flip(0)  # the second half of the clips swapped between them
+    with torch.no_grad():
+        assert not torch.allclose(tubes.forward_features(clip), tubes.forward_features(other))
+    train(config(data, tmp_path / "t", steps=2, frames=8, tubes=True, mask_ratio=0.5), progress=False)
+    model, cfg = load_encoder(tmp_path / "t")
+    assert cfg.tubes and model.video.config.tubes

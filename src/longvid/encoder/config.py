@@ -36,6 +36,7 @@ class EncoderTrainConfig:
     # in pixels (coarse spatial patching: twice the size's) for a new model; None: the size's
     tubelet: int | None = None
     patch: int | None = None
+    tubes: bool = False  # sparse multi-kernel tubes (TubeViT-style, encoder/tubes.py; joint backbone)
     init: str | None = None  # checkpoint of an earlier stage
     adapt: str = "none"  # none | lora | mlp: train only adapters (and the head) (encoder/adapt.py)
     adapt_rank: int = 8  # LoRA rank, or the MLP adapter's bottleneck width

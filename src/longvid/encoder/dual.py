@@ -66,6 +66,8 @@ def build(cfg: EncoderTrainConfig) -> DualEncoder:
         overrides = {"backbone": cfg.backbone, "pooling": cfg.pooling, "frames": max(cfg.frames, 2)}
         if cfg.resolution is not None:
             overrides["image_size"] = cfg.resolution
+        if cfg.tubes:
+            overrides["tubes"] = True
         for key in ("tubelet", "patch"):
             if getattr(cfg, key) is not None:
                 overrides[key] = getattr(cfg, key)

@@ -32,19 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from longvid.encoder.layers import ACTIVATIONS, AttentionPoolHead
 from longvid.errors import InvalidRequestError
 
 BACKBONES = ("joint", "factorized", "frame")
-
-
-class QuickGELU(nn.Module):
-    """CLIP's x * sigmoid(1.702 x)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "quick_gelu": QuickGELU}
 
 
 @dataclass(frozen=True)
@@ -67,6 +58,7 @@ class VideoViTConfig:
     head_pool: str = "mean"  # mean | map | cls (joint / factorized backbones; cls: joint only)
     cls_token: bool = False  # a class token before the patch tokens (CLIP; joint backbone only)
     pre_norm: bool = False  # a LayerNorm on the embeddings before the blocks (CLIP)
+    tubes: bool = False  # sparse multi-kernel tubes instead of the tubelet grid (encoder/tubes.py; joint)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -83,6 +75,8 @@ class VideoViTConfig:
             raise InvalidRequestError(f"unknown activation {self.act!r}; choose from {', '.join(ACTIVATIONS)}")
         if self.head_pool not in ("mean", "map", "cls"):
             raise InvalidRequestError(f"unknown head pooling {self.head_pool!r}; choose mean, map or cls")
+        if self.tubes and (self.backbone != "joint" or self.cls_token):
+            raise InvalidRequestError("tubes need the joint backbone (and no class token)")
         if (self.cls_token or self.head_pool == "cls") and (self.backbone != "joint" or not self.cls_token):
             raise InvalidRequestError("a class token (and cls pooling) needs the joint backbone and cls_token")
 
@@ -133,23 +127,6 @@ class Block(nn.Module):
         return x if self.adapter is None else self.adapter(x)
 
 
-class AttentionPoolHead(nn.Module):
-    """Pooling by a learned query attending over all tokens, then a residual MLP (SigLIP's
-    multi-head attention pooling head)."""
-
-    def __init__(self, width: int, heads: int, mlp_ratio: float, act: str, eps: float) -> None:
-        super().__init__()
-        self.probe = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.norm = nn.LayerNorm(width, eps=eps)
-        hidden = round(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), ACTIVATIONS[act](), nn.Linear(hidden, width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.attention(self.probe.expand(x.shape[0], -1, -1), x, x, need_weights=False)[0]
-        return (out + self.mlp(self.norm(out)))[:, 0]
-
-
 class GatedTemporalBlock(nn.Module):
     """h + tanh(alpha) * block(h) along time, alpha = 0 at init."""
 
@@ -191,6 +168,10 @@ class VideoViT(nn.Module):
             self.pos_cls = nn.Parameter(torch.zeros(c.width))
         if c.pre_norm:
             self.pre_norm = nn.LayerNorm(c.width, eps=c.ln_eps)
+        if c.tubes:
+            from longvid.encoder.tubes import SparseTubes
+
+            self.sparse_tubes = SparseTubes(c.width, c.tubelet, c.patch)
         if c.head_pool == "map":
             self.map_head = AttentionPoolHead(c.width, c.heads, c.mlp_ratio, c.act, c.ln_eps)
         self.head = nn.Linear(c.width, c.embed_dim, bias=False)
@@ -286,6 +267,16 @@ class VideoViT(nn.Module):
         """Final normed tokens (b, kept, width) and the number of temporal steps. Unmasked,
         they are in (step, row, column) order: ``.view(b, steps, grid * grid, width)`` (after
         the class token, first, when the model has one: ``patch_tokens`` leaves it out)."""
+        if self.config.tubes and video.ndim == 5:  # sparse tubes: masking drops tube tokens
+            x = self.sparse_tubes(video)
+            if mask_ratio > 0:
+                n = x.shape[1]
+                kept = max(1, round(n * (1 - mask_ratio)))
+                order = torch.rand(x.shape[0], n, generator=generator, device=x.device).argsort(dim=1)
+                x = x.gather(1, order[:, :kept, None].sort(dim=1).values.expand(-1, -1, x.shape[2]))
+            for block in self.blocks:
+                x = self._run(block, x)
+            return self.norm(x), 1
         keep = None
         if mask_ratio > 0:  # drawn before embedding: only kept tubelets are embedded at all
             keep = self.keep_indices(video.shape[0], self.steps_of(video), mask_ratio, generator)
@@ -313,6 +304,8 @@ class VideoViT(nn.Module):
     ) -> tuple[torch.Tensor, int]:
         """As ``encode_tokens`` without the class token: (b, kept, width) in (step, row,
         column) order, for callers that lay tokens out by step (the captioner, long inputs)."""
+        if self.config.tubes:
+            raise InvalidRequestError("sparse tubes have no per-step token layout (captioning, long inputs)")
         x, steps = self.encode_tokens(video, mask_ratio, generator)
         return (x[:, 1:] if self.config.cls_token else x), steps
 
