@@ -145,3 +145,22 @@ def test_version(capsys):
     from tests.support import run
 
     assert run(capsys, "--version")[:2] == (0, f"longvid {version('longvid')}\n")
+
+
+@pytest.mark.parametrize(
+    ("results_dir", "frames"), [("docs/results/reduce", "256"), ("docs/results/budgets", "16,64,256")]
+)
+def test_reduction_tables_in_results_doc_are_the_scripts_output(results_dir, frames):
+    """The token-reduction tables in docs/results.md are what scripts/reduce_table.py prints
+    from the committed probe JSON: a hand edit or a re-run without updating the doc fails."""
+    import subprocess
+    import sys
+
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/reduce_table.py"), str(ROOT / results_dir), "--frames", frames],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed.count("\n") >= 6  # header, rule and at least five methods
+    assert printed in (ROOT / "docs/results.md").read_text()

@@ -1,0 +1,1 @@
+.venv/bin/longvid probe --task count --frames 16,64,256 --extend visual-yarn --pooling uniform,uniform:3,uniform:4,uniqueness:0.5,merge:0.5,uniqueness:0.25,merge:0.25,uniqueness:0.125,merge:0.125 --samples 100 --threads 1 --out docs/results/budgets
