@@ -55,6 +55,8 @@ def test_bad_reducer_and_keep():
         Reducer("magic", 0.5)
     with pytest.raises(InvalidRequestError, match=r"keep must be in \(0, 1\]"):
         Reducer("merge", 0)
+    with pytest.raises(InvalidRequestError, match="kept-token positions"):
+        Reducer("merge", 0.5, "gaps")
 
 
 def test_kept_tokens_keep_their_mrope_coordinates_and_1d_positions_are_consecutive():
@@ -67,6 +69,40 @@ def test_kept_tokens_keep_their_mrope_coordinates_and_1d_positions_are_consecuti
     assert torch.equal(some_ids[:, 2:7], all_ids[:, chosen])
     assert int(some_ids[0, -1]) == int(some_ids[:, :7].max()) + 1  # text resumes after the video
     assert positions_1d(spans(kept)).tolist() == list(range(8))
+
+
+def test_original_positions_keep_the_gaps_in_1d_layouts():
+    """kept_positions="original": each kept token sits where it sat before reduction (step
+    extras and the trailing extra included), and text resumes after the whole unreduced span."""
+    full = VisualSpan(((2, 3), (2, 3)), (1.0, 1.0), extra=1, step_extra=1)
+    kept = VisualSpan(((2, 3), (2, 3)), (1.0, 1.0), 1, 1, kept=((0, 4), (1, 2, 5)), kept_positions="original")
+    assert (kept.length, kept.extent, full.extent) == (1 + 2 + 1 + 3 + 1, 15, 15)
+    spans = lambda v: [TextSpan(2), v, TextSpan(2)]  # noqa: E731
+    all_ids, some_ids = positions_1d(spans(full)), positions_1d(spans(kept))
+    # text 0-1; step 0: extra 2, grid 3..8; step 1: extra 9, grid 10..15; newline 16; text 17-18
+    assert some_ids.tolist() == [0, 1, 2, 3, 7, 9, 11, 12, 15, 16, 17, 18]
+    assert all_ids[-2:].tolist() == some_ids[-2:].tolist()
+    squeezed = positions_1d(spans(kept), visual_scale=2.0)  # visual-pi: the gaps squeeze too
+    assert squeezed[2:10].tolist() == [2 + v / 2 for v in (0, 1, 5, 7, 9, 10, 13, 14)]
+    assert squeezed[-2].item() == pytest.approx(2 + 14 / 2 + 1)
+
+
+def test_original_positions_size_the_visual_window_by_the_unreduced_span(tiny_models):
+    """With gaps kept, visual-yarn's scale is the unreduced video's (the positions it spans);
+    renumbered, it is the kept tokens'."""
+    llm = tiny_models["llava_onevision"]
+    video = np.random.default_rng(4).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    schedule = llm.schedule("uniform")
+    full = llm.layout("q", llm.encode_video(video, 16, schedule), "visual-yarn", 100)
+    layouts = {
+        positions: llm.layout(
+            "q", llm.encode_video(video, 16, schedule, reducer=Reducer("merge", 0.25, positions)), "visual-yarn", 100
+        )
+        for positions in ("compact", "original")
+    }
+    assert layouts["original"].length == layouts["compact"].length < full.length
+    assert layouts["original"].plan.scale == full.plan.scale > layouts["compact"].plan.scale
+    assert layouts["original"].positions.max() == full.positions.max() > layouts["compact"].positions.max()
 
 
 @pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "video_llava"])
@@ -106,3 +142,10 @@ def test_cli_and_probe_columns(capsys, tmp_path):
                          "uniqueness,merge", "--keep", 0.25, "--out", tmp_path)  # fmt: skip
     assert code == 0, err
     assert "none / uniqueness:0.25" in out and "none / merge:0.25" in out
+    code, out, err = run(capsys, "probe", "--task", "needle", "--frames", 16, "--samples", 1, "--pooling",
+                         "merge:0.25:original", "--out", tmp_path)  # fmt: skip
+    assert code == 0, err
+    assert "merge:0.25:original" in out
+    code, out, err = run(capsys, "probe", "--task", "needle", "--frames", 16, "--samples", 1, "--pooling",
+                         "merge:0.25:gaps", "--out", tmp_path)  # fmt: skip
+    assert code != 0 and "REDUCER:KEEP[:original]" in err

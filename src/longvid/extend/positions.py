@@ -4,7 +4,9 @@ A prompt is a list of spans: ``TextSpan(n)`` and ``VisualSpan(grids, ...)``; a v
 a video as its temporal steps, each an (h, w) grid of tokens (pooling may make the grids
 differ; a reducer may keep some of a grid's tokens, ``kept``), plus ``extra`` trailing tokens
 (LLaVA-OneVision's newline). Tokens a reducer dropped take no position: in 1-D layouts the
-kept tokens are numbered consecutively; under M-RoPE each keeps its own (t, h, w).
+kept tokens are numbered consecutively (``kept_positions="compact"``, the default) or keep the
+positions they had before reduction, leaving gaps (``"original"``: the video spans as many
+positions as unreduced, ``VisualSpan.extent``); under M-RoPE each keeps its own (t, h, w).
 
 - ``positions_1d``: one position per token. Standard: 0, 1, 2, ... With ``visual_scale`` s
   (``visual-pi``), each visual token advances 1/s, so a video of N tokens occupies N/s
@@ -47,6 +49,12 @@ class VisualSpan:
     step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step (default t)
     # tokens a reducer kept of each step's grid (flat indices, ascending); None: all of them
     kept: tuple[tuple[int, ...], ...] | None = None
+    # 1-D layouts: "compact" numbers kept tokens consecutively, "original" keeps their places
+    kept_positions: str = "compact"
+
+    def __post_init__(self) -> None:
+        if self.kept_positions not in KEPT_POSITIONS:
+            raise ValueError(f"kept_positions must be one of {', '.join(KEPT_POSITIONS)}")
 
     def step_tokens(self, t: int) -> int:
         h, w = self.grids[t]
@@ -56,8 +64,29 @@ class VisualSpan:
     def length(self) -> int:
         return sum(self.step_tokens(t) for t in range(len(self.grids))) + self.extra
 
+    @property
+    def extent(self) -> int:
+        """Positions the span occupies in a 1-D layout (before any visual-pi squeeze)."""
+        if self.kept is None or self.kept_positions == "compact":
+            return self.length
+        return sum(h * w + self.step_extra for h, w in self.grids) + self.extra
+
+    def slots(self) -> torch.Tensor:
+        """Each token's place in the span's ``extent`` (0, 1, 2, ... unless gaps are kept)."""
+        if self.extent == self.length:
+            return torch.arange(self.length, dtype=torch.float64)
+        out, start = [], 0
+        for t, (h, w) in enumerate(self.grids):
+            out.append(start + torch.arange(self.step_extra, dtype=torch.float64))
+            kept = torch.tensor(self.kept[t], dtype=torch.float64)
+            out.append(start + self.step_extra + kept)
+            start += self.step_extra + h * w
+        out.append(start + torch.arange(self.extra, dtype=torch.float64))
+        return torch.cat(out)
+
 
 Span = TextSpan | VisualSpan
+KEPT_POSITIONS = ("compact", "original")
 
 
 def sequence_length(spans: list[Span]) -> int:
@@ -68,6 +97,14 @@ def visual_token_count(spans: list[Span]) -> int:
     return sum(s.length for s in spans if isinstance(s, VisualSpan))
 
 
+def position_extent(spans: list[Span], visual: bool = False) -> int:
+    """Positions the spans occupy in a 1-D layout (tokens, plus gaps a reducer left with
+    ``kept_positions="original"``); ``visual``: the visual spans' only."""
+    return sum(
+        s.extent if isinstance(s, VisualSpan) else s.length for s in spans if isinstance(s, VisualSpan) or not visual
+    )
+
+
 def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0) -> torch.Tensor:
     """(L,) positions; int64 when every step is whole, float32 otherwise."""
     out: list[torch.Tensor] = []
@@ -76,8 +113,11 @@ def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0)
         step = 1.0 / visual_scale if isinstance(span, VisualSpan) else 1.0
         if span.length == 0:
             continue
-        out.append(pos + step * torch.arange(span.length, dtype=torch.float64))
-        pos = float(out[-1][-1]) + 1.0
+        slots = span.slots() if isinstance(span, VisualSpan) else torch.arange(span.length, dtype=torch.float64)
+        out.append(pos + step * slots)
+        # text resumes one past the span's last place (its last slot, unless gaps trail it)
+        extent = span.extent if isinstance(span, VisualSpan) else span.length
+        pos = pos + step * (extent - 1) + 1.0
     ids = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
     return _as_ids(ids)
 

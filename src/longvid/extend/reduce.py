@@ -16,8 +16,9 @@ frame, the running frame mean) is passed in and returned.
   across the chunk, the least repeated tokens are kept. The video's first frame has nothing to
   repeat and keeps the most.
 
-What positions the kept tokens get is the layout's choice (``extend.positions``): M-RoPE keeps
-each token's (t, h, w); 1-D layouts number the kept tokens consecutively.
+What positions the kept tokens get is the layout's (``extend.positions``): M-RoPE keeps each
+token's (t, h, w); 1-D layouts number the kept tokens consecutively, or, with
+``Reducer(positions="original")``, keep the places they had before reduction.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.modes import REDUCE_MODES
+from longvid.extend.positions import KEPT_POSITIONS
 
 REDUCERS = tuple(m for m in REDUCE_MODES if m != "none")
 UNIQUENESS_TEMPERATURE = 1.0  # softmax temperature over frame distinctiveness (in standard deviations)
@@ -124,6 +126,7 @@ class Reducer:
 
     name: str
     keep: float
+    positions: str = "compact"  # 1-D layouts: "compact" renumbers kept tokens, "original" keeps gaps
     state: ReduceState = field(default_factory=ReduceState, repr=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +134,10 @@ class Reducer:
             raise InvalidRequestError(f"unknown reducer {self.name!r}; choose from {', '.join(REDUCERS)}")
         if not 0 < self.keep <= 1:
             raise InvalidRequestError(f"keep must be in (0, 1] (got {self.keep})")
+        if self.positions not in KEPT_POSITIONS:
+            raise InvalidRequestError(
+                f"unknown kept-token positions {self.positions!r}; choose from {', '.join(KEPT_POSITIONS)}"
+            )
 
     def reset(self) -> None:
         self.state = ReduceState()
@@ -143,7 +150,8 @@ class Reducer:
         return steps * tokens_per_frame(self.keep, h, w)
 
     def describe(self) -> str:
-        return f"{self.name}(keep={self.keep:g})"
+        gaps = ", original positions" if self.positions == "original" else ""
+        return f"{self.name}(keep={self.keep:g}{gaps})"
 
 
 REDUCER_FUNCTIONS = {"uniqueness": uniqueness, "merge": merge}

@@ -127,6 +127,7 @@ class Pooler:
             step_extra=self.step_extra,
             step_positions=self.adapter.step_positions(len(self.grids), len(frames), frames.duration),
             kept=self.kept,
+            kept_positions="compact" if self.reducer is None else self.reducer.positions,
         )
 
 

@@ -18,6 +18,7 @@ from longvid.extend.positions import (
     VisualSpan,
     mrope_positions,
     next_position,
+    position_extent,
     positions_1d,
     sequence_length,
     visual_token_count,
@@ -55,20 +56,23 @@ def visual_span(visual: VisualTokens) -> VisualSpan:
         visual.step_extra,
         visual.step_positions,
         None if visual.kept is None else tuple(visual.kept),
+        visual.kept_positions,
     )
 
 
 def plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, window: int):
+    one_d = adapter.position_layout != "mrope"
+    # a 1-D layout that keeps a reducer's gaps spans more positions than it has tokens
     plan = plan_rope(
         extend,
         head_dim=adapter.head_dim(),
         base=adapter.rope_base(),
-        visual_tokens=visual_token_count(spans),
-        total_tokens=sequence_length(spans),
+        visual_tokens=position_extent(spans, visual=True) if one_d else visual_token_count(spans),
+        total_tokens=position_extent(spans) if one_d else sequence_length(spans),
         visual_window=window,
         language_window=adapter.language_window(),
     )
-    if adapter.position_layout == "mrope":
+    if not one_d:
         return plan, mrope_positions(spans, temporal_scale=plan.position_scale)
     return plan, positions_1d(spans, visual_scale=plan.position_scale)
 

@@ -25,6 +25,7 @@ class VisualTokens:
     step_extra: int = 0  # unpooled tokens before each step's grid (Video-LLaVA's CLS)
     step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step
     kept: list[tuple[int, ...]] | None = None  # per step, the grid tokens a reducer kept
+    kept_positions: str = "compact"  # 1-D layouts: renumber kept tokens, or keep their gaps ("original")
 
     @property
     def embeds(self) -> torch.Tensor:

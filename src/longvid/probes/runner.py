@@ -74,21 +74,25 @@ def _first_token(
 
 def parse_method(llm: VideoLLM, spec: str):
     """A probe column's token method: ``uniform`` (the family's own), ``uniform:S`` (stride S),
-    ``progressive``, or a reducer with its keep ratio (``uniqueness:0.25``, ``merge:0.25``).
+    ``progressive``, or a reducer with its keep ratio (``uniqueness:0.25``, ``merge:0.25``),
+    optionally keeping the dropped tokens' places in a 1-D layout (``merge:0.25:original``).
     Returns (pooling schedule, reducer or None)."""
     name, _, arg = spec.partition(":")
     try:
         if name in REDUCERS:
-            return llm.schedule("uniform"), Reducer(name, float(arg) if arg else 0.25)
+            keep, _, positions = arg.partition(":")
+            return llm.schedule("uniform"), Reducer(name, float(keep) if keep else 0.25, positions or "compact")
         if name == "uniform" and arg:
             return llm.schedule("uniform", high=int(arg)), None
     except ValueError:
-        raise InvalidRequestError(f"bad method {spec!r}: uniform:STRIDE or REDUCER:KEEP, e.g. merge:0.25") from None
+        raise InvalidRequestError(
+            f"bad method {spec!r}: uniform:STRIDE or REDUCER:KEEP[:original], e.g. merge:0.25"
+        ) from None
     if name in POOLING_MODES and not arg:
         return llm.schedule(name), None
     raise InvalidRequestError(
         f"unknown method {spec!r}; choose from uniform, uniform:STRIDE, progressive, "
-        + ", ".join(f"{r}:KEEP" for r in REDUCERS)
+        + ", ".join(f"{r}:KEEP[:original]" for r in REDUCERS)
     )
 
 
