@@ -1,0 +1,1 @@
+.venv/bin/longvid probe --task count --frames 64,256 --extend none,visual-yarn --pooling uniqueness:0.25,uniqueness:0.25:original,merge:0.25,merge:0.25:original --samples 100 --threads 1 --out docs/results/positions
