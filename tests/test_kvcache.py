@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from longvid.extend import block_kernels, kvcache
+from longvid.extend.block_kernels import KERNELS
 from longvid.extend.kvcache import (
     BlockKVLayer,
     attend_blockwise,
@@ -59,8 +61,11 @@ class FakeAttention(torch.nn.Module):
         self.layer_idx = layer_idx
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("block,chunk", [(4, 3), (8, 8), (16, 5), (1024, 7)])
-def test_blockwise_attention_equals_causal_sdpa(block, chunk):
+def test_blockwise_attention_equals_causal_sdpa(block, chunk, kernel, monkeypatch):
+    """Chunks that straddle blocks (the queries' own keys split across two), GQA groups."""
+    monkeypatch.setattr(kvcache, "BLOCK_KERNEL", kernel)
     torch.manual_seed(0)
     b, heads, kv_heads, d, length = 1, 4, 2, 8, 29
     q = torch.randn(b, heads, length, d)
@@ -85,6 +90,36 @@ def test_blockwise_attention_equals_causal_sdpa(block, chunk):
     # blocks are stored at the pass after the one that wrote them
     before_last_pass = (length - 1) // chunk * chunk
     assert layer.get_seq_length() == length and len(layer.blocks) == before_last_pass // block
+
+
+def test_fused_parts_merge_to_the_online_reference_in_bf16_and_fall_back_when_refused(monkeypatch):
+    """The fused kernel's output and log-sum-exp agree with the fp32 reference (bf16 inputs:
+    to bf16 precision); a kernel that raises falls back to the reference, with one warning."""
+    torch.manual_seed(1)
+    q, k, v = torch.randn(1, 2, 6, 16), torch.randn(1, 2, 9, 16), torch.randn(1, 2, 9, 16)
+    allowed = torch.ones(6, 9, dtype=torch.bool).tril(3)
+    parts = [(slice(0, 4), None), (slice(4, 9), allowed[:, 4:])]
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        got = ref = None
+        for sl, mask in parts:
+            qd, kd, vd = q.to(dtype), k[..., sl, :].to(dtype), v[..., sl, :].to(dtype)
+            got = block_kernels.merge(got, block_kernels.attend_part(qd, kd, vd, 0.25, mask, "fused"))
+            ref = block_kernels.merge(ref, block_kernels.attend_part(qd, kd, vd, 0.25, mask, "online"))
+        scores = (q @ k.transpose(-1, -2) * 0.25).masked_fill(
+            ~torch.cat([torch.ones(6, 4, dtype=torch.bool), allowed[:, 4:]], 1), -math.inf
+        )
+        torch.testing.assert_close(ref[1], torch.logsumexp(scores, -1, keepdim=True), rtol=tol, atol=tol)
+        torch.testing.assert_close(got[0], ref[0], rtol=tol, atol=tol)
+        torch.testing.assert_close(got[1], ref[1], rtol=tol, atol=tol)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", refuse)
+    monkeypatch.setattr(block_kernels, "_refused", set())
+    with pytest.warns(UserWarning, match="fused block attention refused"):
+        out, _ = block_kernels.attend_part(q, k, v, 0.25, None, "fused")
+    torch.testing.assert_close(out, torch.softmax(q @ k.transpose(-1, -2) * 0.25, -1) @ v, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_flushes_whole_blocks_after_the_pass_that_wrote_them():

@@ -11,10 +11,10 @@ chunked prefill through SDPA builds a chunk x cache float mask.
 ``BlockKVCache`` keeps a layer as a list of ``block``-token blocks (plain tensors at 16 bits,
 quantized once when full at lower widths) plus a short full-precision tail, and
 ``blockwise_attention`` (an attention function registered with transformers) walks those
-blocks with an online softmax: no mask, no concatenation, and only one block dequantized at a
-time. Peak memory is then the cache plus one chunk's activations. Outside
-``attend_blockwise`` (e.g. ``model.generate(cache=cache)`` with the model's own
-attention) the cache still works: ``update`` returns the whole layer, materialized.
+blocks, a fused kernel per block merged by log-sum-exp (``block_kernels``): no float mask,
+no concatenation, and only one block dequantized at a time. Peak memory is then the cache
+plus one chunk's activations. Outside ``attend_blockwise`` (e.g. ``model.generate(cache=cache)``
+with the model's own attention) the cache still works: ``update`` returns the whole layer, materialized.
 
 Note what quantization changes: the tokens of the current forward pass attend to their own
 keys and values unquantized (blocks are quantized at the next update, after attention), so
@@ -35,6 +35,7 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.block_kernels import KERNELS, attend_part, merge
 from longvid.extend.modes import KV_BITS
 
 DEFAULT_GROUP = 64
@@ -42,6 +43,10 @@ DEFAULT_GROUP = 64
 # per-call overhead small on CPU; the full-precision tail never exceeds a block plus a chunk.
 DEFAULT_BLOCK = 1024
 ATTENTION_NAME = "longvid_blockwise"
+# the per-block kernel (``block_kernels.KERNELS``): "fused" by default; benchmarks and tests
+# set "online" (the plain-torch reference) to compare
+BLOCK_KERNEL = "fused"
+assert BLOCK_KERNEL in KERNELS
 
 
 def kv_backend(bits: int) -> str:
@@ -295,8 +300,10 @@ _ACTIVE: contextvars.ContextVar[BlockKVCache | None] = contextvars.ContextVar("l
 
 def blockwise_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Causal attention of ``query`` (b, heads, q, d) over the active cache's layer, block by
-    block with an online softmax (fp32 accumulators); the last q cached tokens are the
-    queries' own. ``key``/``value`` (the new tokens) are already in the cache."""
+    block, each block's keys before the queries through ``block_kernels.attend_part`` with no
+    mask and the queries' own keys with a causal one, the parts merged by log-sum-exp (fp32).
+    The last q cached tokens are the queries' own; ``key``/``value`` (the new tokens) are
+    already in the cache."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError("blockwise_attention runs only inside attend_blockwise(cache)")
@@ -305,27 +312,22 @@ def blockwise_attention(module, query, key, value, attention_mask, scaling=None,
     kv_heads = key.shape[1]
     groups = heads // kv_heads
     scale = scaling if scaling is not None else d**-0.5
-    # (b, kv_heads, groups * q, d): each kv head serves its group of query heads in one matmul
-    q = query.reshape(b, kv_heads, groups * q_len, d).float() * scale
+    # (b, kv_heads, groups * q, d): each kv head serves its group of query heads in one call
+    q = query.reshape(b, kv_heads, groups * q_len, d)
     total = layer.get_seq_length()
     first_query = total - q_len
     q_pos = torch.arange(first_query, total, device=query.device).repeat(groups)[:, None]
-    m = torch.full((b, kv_heads, groups * q_len, 1), -math.inf, device=query.device)
-    denom = torch.zeros_like(m)
-    acc = torch.zeros(b, kv_heads, groups * q_len, d, device=query.device)
+    running = None
     for start, k, v in layer.segments():
-        scores = q @ k.float().transpose(-1, -2)
         end = start + k.shape[-2]
-        if end > first_query + 1:  # some keys lie after some queries: causal mask
-            k_pos = torch.arange(start, end, device=query.device)[None, :]
-            scores.masked_fill_(k_pos > q_pos, -math.inf)
-        m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
-        p = torch.exp(scores - m_new)
-        correction = torch.exp(m - m_new)
-        denom = denom * correction + p.sum(dim=-1, keepdim=True)
-        acc = acc * correction + p @ v.float()
-        m = m_new
-    out = (acc / denom).reshape(b, heads, q_len, d).transpose(1, 2).contiguous()
+        split = min(max(first_query - start, 0), k.shape[-2])  # keys before every query: no mask
+        if split:
+            running = merge(running, attend_part(q, k[..., :split, :], v[..., :split, :], scale, None, BLOCK_KERNEL))
+        if split < k.shape[-2]:  # the queries' own keys: causal
+            k_pos = torch.arange(start + split, end, device=query.device)[None, :]
+            part = attend_part(q, k[..., split:, :], v[..., split:, :], scale, k_pos <= q_pos, BLOCK_KERNEL)
+            running = merge(running, part)
+    out = running[0].reshape(b, heads, q_len, d).transpose(1, 2).contiguous()
     return out.to(query.dtype), None
 
 
