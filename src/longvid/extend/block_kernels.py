@@ -29,7 +29,10 @@ def attend_part(
     bool or None (all). Returns (output (b, h, rows, d), log-sum-exp (b, h, rows, 1)), fp32.
     A row allowed no key here (a chunk's early queries against a later block of their own
     chunk) gets output 0 and log-sum-exp -inf: nothing, once merged."""
-    got = _fused(q, k.to(q.dtype), v.to(q.dtype), scale, allowed) if kernel == "fused" else None
+    # contiguous: a dequantized block is a strided view, and the CPU kernel is ten times
+    # slower on one (measured: bench/prefill_speed.py)
+    fused_kv = (k.to(q.dtype).contiguous(), v.to(q.dtype).contiguous()) if kernel == "fused" else None
+    got = _fused(q, *fused_kv, scale, allowed) if fused_kv is not None else None
     out, lse = got if got is not None else _online(q, k, v, scale, allowed)
     if allowed is not None:
         empty = ~allowed.any(dim=-1, keepdim=True)
