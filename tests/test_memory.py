@@ -75,9 +75,12 @@ def test_vision_stage_peak_does_not_grow_with_frames(tmp_path):
     peaks = {}
     for frames in (32, 160):
         llm.encode_video(SAMPLE, frames=frames)  # warm up allocator and caches
-        with PeakMemory() as mem:
-            visual = llm.encode_video(SAMPLE, frames=frames)
-        peaks[frames] = mem.added
+        # the higher of two runs: RSS is sampled, and a busy machine can make one run miss
+        # its spike (both frame counts get the same two chances)
+        for _ in range(2):
+            with PeakMemory() as mem:
+                visual = llm.encode_video(SAMPLE, frames=frames)
+            peaks[frames] = max(peaks.get(frames, 0), mem.added)
         assert visual.tokens_before_pooling == frames * 729 + 1
     pooled_growth = (160 - 32) * 196 * 64 * 4  # the pooled tokens themselves must grow
     # 5x the frames; unpooled features of all of them would add 128 * 729 * 32 * 4 = 11 MiB
