@@ -30,8 +30,7 @@ from longvid.evals.results import read_results
 from longvid.evals.runner import model_answerer, run_eval
 from longvid.models import load
 from longvid.video.synth import random_scene, write_video
-
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
+from sampling import CACHE  # bench/sampling.py's cache folder
 
 
 def fixture(items: int, seconds: float) -> Path:

@@ -36,21 +36,14 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "shared" / "hub" / "llava-
 
 
 def build(model_dir: Path, device: str, dtype: torch.dtype, tiny: bool):
-    import transformers
-
     from longvid.models.checkpoint import read_checkpoint
-    from longvid.models.registry import adapter_class, from_model
-    from longvid.models.tiny import shrink_config
+    from longvid.models.registry import from_model
+    from longvid.models.tiny import from_real_config
 
     files = read_checkpoint(model_dir)
-    config = shrink_config(files.config) if tiny else files.config
-    config._attn_implementation = "sdpa"
-    config.text_config._attn_implementation = "sdpa"
-    cls = getattr(transformers, adapter_class(config.model_type).model_classes[config.model_type])
-    torch.manual_seed(0)
-    with torch.device(device):
-        net = cls(config).to(dtype)
-    return from_model(net, files)
+    files.config._attn_implementation = "sdpa"  # plain transformers as users run it
+    files.config.text_config._attn_implementation = "sdpa"
+    return from_model(from_real_config(files.config, shrink=tiny, dtype=dtype, device=device), files)
 
 
 def timed(device: str, fn):

@@ -36,6 +36,10 @@ import torch
 class TextSpan:
     length: int
 
+    @property
+    def extent(self) -> int:
+        return self.length
+
 
 @dataclass(frozen=True)
 class VisualSpan:
@@ -100,9 +104,7 @@ def visual_token_count(spans: list[Span]) -> int:
 def position_extent(spans: list[Span], visual: bool = False) -> int:
     """Positions the spans occupy in a 1-D layout (tokens, plus gaps a reducer left with
     ``kept_positions="original"``); ``visual``: the visual spans' only."""
-    return sum(
-        s.extent if isinstance(s, VisualSpan) else s.length for s in spans if isinstance(s, VisualSpan) or not visual
-    )
+    return sum(s.extent for s in spans if not visual or isinstance(s, VisualSpan))
 
 
 def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0) -> torch.Tensor:
@@ -116,8 +118,7 @@ def positions_1d(spans: list[Span], visual_scale: float = 1.0, start: float = 0)
         slots = span.slots() if isinstance(span, VisualSpan) else torch.arange(span.length, dtype=torch.float64)
         out.append(pos + step * slots)
         # text resumes one past the span's last place (its last slot, unless gaps trail it)
-        extent = span.extent if isinstance(span, VisualSpan) else span.length
-        pos = pos + step * (extent - 1) + 1.0
+        pos = pos + step * (span.extent - 1) + 1.0
     ids = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
     return _as_ids(ids)
 

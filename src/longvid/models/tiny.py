@@ -153,10 +153,15 @@ def shrink_config(config, hidden: int = 64, heads: int = 2, layers: int = 2, vis
     return config
 
 
-def from_real_config(config, seed: int = 0):
-    """A random-weight model of ``config``'s family shrunk by ``shrink_config``."""
+def from_real_config(
+    config, seed: int = 0, *, shrink: bool = True, dtype: torch.dtype = torch.float32, device: str = "cpu"
+):
+    """A random-weight model of ``config``'s family, shrunk by ``shrink_config`` unless
+    ``shrink`` is False (a released geometry at full size: bench/gpu.py), built on ``device``
+    in ``dtype`` (configs name fp16/bf16; the default is float32)."""
     import transformers
 
     torch.manual_seed(seed)
     cls = getattr(transformers, adapter_class(config.model_type).model_classes[config.model_type])
-    return cls(shrink_config(config)).to(torch.float32).eval()  # configs name fp16/bf16
+    with torch.device(device):
+        return cls(shrink_config(config) if shrink else config).to(dtype).eval()
