@@ -52,10 +52,10 @@ def main() -> None:
 
     for _ in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
         for kernel in ("fused", "online"):
-            kvcache.BLOCK_KERNEL = kernel
             for bits in (16, 4):
                 t0 = time.perf_counter()
-                llm.prefill(layout, chunk=1024, kv_bits=bits)
+                with kvcache.block_kernel(kernel):
+                    llm.prefill(layout, chunk=1024, kv_bits=bits)
                 runs.setdefault(f"blockwise_{kernel}_{bits}bit", []).append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         sdpa()

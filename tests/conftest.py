@@ -112,3 +112,11 @@ def tiny_models(tiny_checkpoints) -> dict:
     from longvid.models import load
 
     return {family: load(path) for family, path in tiny_checkpoints.items()}
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """The bundled testbed model (no model named), loaded once."""
+    from longvid.models import load
+
+    return load()

@@ -65,7 +65,6 @@ class FakeAttention(torch.nn.Module):
 @pytest.mark.parametrize("block,chunk", [(4, 3), (8, 8), (16, 5), (1024, 7)])
 def test_blockwise_attention_equals_causal_sdpa(block, chunk, kernel, monkeypatch):
     """Chunks that straddle blocks (the queries' own keys split across two), GQA groups."""
-    monkeypatch.setattr(kvcache, "BLOCK_KERNEL", kernel)
     torch.manual_seed(0)
     b, heads, kv_heads, d, length = 1, 4, 2, 8, 29
     q = torch.randn(b, heads, length, d)
@@ -78,13 +77,14 @@ def test_blockwise_attention_equals_causal_sdpa(block, chunk, kernel, monkeypatc
 
     cache = make_cache(16, type("C", (), {"num_hidden_layers": 1}), block=block)
     outs = []
-    with attend_blockwise(cache, Cfg):
+    with attend_blockwise(cache, Cfg), kvcache.block_kernel(kernel):
         for s in range(0, length, chunk):
             sl = slice(s, s + chunk)
             nk, nv = cache.update(k[:, :, sl], v[:, :, sl], 0)
             out, _ = blockwise_attention(FakeAttention(), q[:, :, sl], nk, nv, None, scaling=1 / math.sqrt(d))
             outs.append(out.transpose(1, 2))
-    assert Cfg._attn_implementation == "sdpa"  # restored
+    # installed once: the dispatcher, which falls back to the model's own attention outside
+    assert Cfg._attn_implementation == kvcache.ATTENTION_NAME and kvcache._FALLBACK[id(Cfg)] == "sdpa"
     torch.testing.assert_close(torch.cat(outs, dim=2), ref, rtol=1e-5, atol=1e-5)
     layer = cache.layers[0]
     # blocks are stored at the pass after the one that wrote them

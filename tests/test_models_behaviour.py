@@ -103,7 +103,9 @@ def test_change_anchors_pick_the_frames_that_change():
     grid[5:11] = 2.0
     grid[11] = -3.0
     schedule = progressive(group=4, high=1, low=2, anchors="change")
-    strides = schedule.strides(grid[:4]) + schedule.strides(grid[4:])  # streamed in two chunks
+    state = schedule.start()
+    strides = schedule.strides(grid[:4], state) + schedule.strides(grid[4:], state)  # streamed in two chunks
+    assert schedule.strides(grid) == strides  # the schedule itself holds no state: whole equals streamed
     anchors = [i for i, s in enumerate(strides) if s == 1]
     # group 0 starts at its first frame; then the frame most unlike the last anchor
     assert anchors == [0, 5, 11]

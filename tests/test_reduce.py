@@ -28,8 +28,8 @@ def test_budget_is_exact_and_the_same_however_frames_are_chunked(name, keep):
     grid = features()
     per_frame = tokens_per_frame(keep, 4, 4)
     whole = Reducer(name, keep).kept(grid)
-    reducer = Reducer(name, keep)
-    chunked = reducer.kept(grid[:4]) + reducer.kept(grid[4:8]) + reducer.kept(grid[8:])
+    reducer, state = Reducer(name, keep), Reducer(name, keep).start()
+    chunked = reducer.kept(grid[:4], state) + reducer.kept(grid[4:8], state) + reducer.kept(grid[8:], state)
     for kept in (whole, chunked):
         assert sum(len(k) for k in kept) == 12 * per_frame  # exact
         assert all(len(k) >= 1 for k in kept)  # no frame vanishes

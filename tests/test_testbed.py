@@ -14,11 +14,6 @@ from longvid.testbed import default_model_path
 from longvid.testbed.sample import QUESTION, default_sample, sample_scene
 
 
-@pytest.fixture(scope="module")
-def testbed():
-    return load()  # no model named: the bundled testbed
-
-
 def test_default_model_is_the_testbed(testbed):
     assert testbed.adapter.name == str(default_model_path())
     assert testbed.trained_frames == 16 and testbed.visual_window((8, 8)) == 256
@@ -116,7 +111,6 @@ def test_two_stage_recipe(tmp_path):
 
 
 def test_device_map_auto_loads_through_accelerate(testbed):
-    from longvid.models import load
 
     split = load(None, device_map="auto")  # accelerate places it (the CPU here)
     assert str(split.adapter.device) == "cpu"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,10 +44,23 @@ DEFAULT_GROUP = 64
 # per-call overhead small on CPU; the full-precision tail never exceeds a block plus a chunk.
 DEFAULT_BLOCK = 1024
 ATTENTION_NAME = "longvid_blockwise"
-# the per-block kernel (``block_kernels.KERNELS``): "fused" by default; benchmarks and tests
-# set "online" (the plain-torch reference) to compare
-BLOCK_KERNEL = "fused"
-assert BLOCK_KERNEL in KERNELS
+# the per-block kernel (``block_kernels.KERNELS``) of the request running in this context:
+# "fused" by default; benchmarks and tests choose "online" (the plain-torch reference) through
+# ``block_kernel`` to compare. A context variable, not a module global: concurrent requests
+# (threads) each see their own.
+_KERNEL: contextvars.ContextVar[str] = contextvars.ContextVar("longvid_block_kernel", default="fused")
+
+
+@contextlib.contextmanager
+def block_kernel(kernel: str) -> Iterator[None]:
+    """Within (this thread / context only): blocks are attended with ``kernel``."""
+    if kernel not in KERNELS:
+        raise InvalidRequestError(f"unknown block kernel {kernel!r}; choose from {', '.join(KERNELS)}")
+    token = _KERNEL.set(kernel)
+    try:
+        yield
+    finally:
+        _KERNEL.reset(token)
 
 
 def kv_backend(bits: int) -> str:
@@ -296,6 +310,35 @@ def kv_bytes(
 
 
 _ACTIVE: contextvars.ContextVar[BlockKVCache | None] = contextvars.ContextVar("longvid_block_cache", default=None)
+# the attention a language model had before ``install_blockwise`` (by id of its text config):
+# what runs when no block cache is active in the calling context
+_FALLBACK: dict[int, str] = {}
+_INSTALL_LOCK = threading.Lock()
+
+
+def dispatch_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """The attention installed on a language model once: blockwise over the cache active in
+    the calling context (``attend_blockwise``), else the model's own attention, unchanged (so
+    ``model.generate`` and plain forwards behave as before installation)."""
+    if _ACTIVE.get() is not None:
+        return blockwise_attention(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+    from transformers import AttentionInterface
+    from transformers.models.llama.modeling_llama import eager_attention_forward
+
+    own = _FALLBACK.get(id(module.config), "sdpa")
+    fn = eager_attention_forward if own == "eager" else AttentionInterface._global_mapping[own]
+    return fn(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+
+def _dispatch_mask(*args, config=None, **kwargs):
+    """No mask inside ``attend_blockwise`` (the blocks are walked causally); otherwise the mask
+    the model's own attention builds."""
+    if _ACTIVE.get() is not None:
+        return None
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    own = _FALLBACK.get(id(config), "sdpa")
+    return ALL_MASK_ATTENTION_FUNCTIONS._global_mapping[own](*args, config=config, **kwargs)
 
 
 def blockwise_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -318,40 +361,49 @@ def blockwise_attention(module, query, key, value, attention_mask, scaling=None,
     first_query = total - q_len
     q_pos = torch.arange(first_query, total, device=query.device).repeat(groups)[:, None]
     running = None
+    kernel = _KERNEL.get()
     for start, k, v in layer.segments():
         end = start + k.shape[-2]
         split = min(max(first_query - start, 0), k.shape[-2])  # keys before every query: no mask
         if split:
-            running = merge(running, attend_part(q, k[..., :split, :], v[..., :split, :], scale, None, BLOCK_KERNEL))
+            running = merge(running, attend_part(q, k[..., :split, :], v[..., :split, :], scale, None, kernel))
         if split < k.shape[-2]:  # the queries' own keys: causal
             k_pos = torch.arange(start + split, end, device=query.device)[None, :]
-            part = attend_part(q, k[..., split:, :], v[..., split:, :], scale, k_pos <= q_pos, BLOCK_KERNEL)
+            part = attend_part(q, k[..., split:, :], v[..., split:, :], scale, k_pos <= q_pos, kernel)
             running = merge(running, part)
     out = running[0].reshape(b, heads, q_len, d).transpose(1, 2).contiguous()
     return out.to(query.dtype), None
 
 
-def _register() -> None:
+def install_blockwise(text_config) -> None:
+    """Make a language model attend through ``dispatch_attention`` (idempotent, thread-safe).
+    This changes the shared model once, at its first request, and never per request:
+    whether a forward pass attends blockwise, and over which cache, is the calling context's
+    (``attend_blockwise``), so concurrent requests on one model cannot see each other's."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-    if ATTENTION_NAME not in AttentionInterface._global_mapping:
-        AttentionInterface.register(ATTENTION_NAME, blockwise_attention)
+    with _INSTALL_LOCK:
+        if ATTENTION_NAME not in AttentionInterface._global_mapping:
+            AttentionInterface.register(ATTENTION_NAME, dispatch_attention)
+            ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, _dispatch_mask)
+        own = text_config._attn_implementation
+        if own != ATTENTION_NAME:
+            _FALLBACK[id(text_config)] = own or "sdpa"
+            text_config._attn_implementation = ATTENTION_NAME
 
 
 @contextlib.contextmanager
 def attend_blockwise(cache: BlockKVCache, text_config) -> Iterator[None]:
-    """Within: the language model of ``text_config`` attends through ``blockwise_attention``
-    over ``cache`` (no mask is built: registered functions without a mask function get none)."""
-    _register()
-    previous = text_config._attn_implementation
+    """Within (this thread / context only): the language model of ``text_config`` attends
+    through ``blockwise_attention`` over ``cache``, with no mask built."""
+    install_blockwise(text_config)
     token = _ACTIVE.set(cache)
     for layer in cache.layers:
         layer.lazy = True
-    text_config._attn_implementation = ATTENTION_NAME
     try:
         yield
     finally:
-        text_config._attn_implementation = previous
         for layer in cache.layers:
             layer.lazy = False
         _ACTIVE.reset(token)

@@ -11,14 +11,16 @@ family's own pooling op and returns per-frame token blocks.
   starts from its first frame). G=4, 2/4 on a 27x27 grid keeps (196 + 3*49)/4 = 86 tokens
   per frame instead of 196.
 
-Schedules are streaming: ``Schedule.strides(chunk)`` sees one chunk of frames at a time
-(chunks hold whole groups), remembering only the last anchor's features.
+Schedules are streaming: ``Schedule.strides(chunk, state)`` sees one chunk of frames at a
+time (chunks hold whole groups); what it remembers between chunks (the last anchor's features)
+lives in a ``ScheduleState`` that the caller owns (``schedule.start()``), never in the schedule:
+one schedule serves any number of videos and threads at once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -74,8 +76,17 @@ def tokens_per_frame(side_h: int, side_w: int, stride: int) -> int:
 
 
 @dataclass
+class ScheduleState:
+    """What a schedule carries from one chunk of a video to the next."""
+
+    last_anchor: torch.Tensor | None = None
+    seen: int = 0
+
+
+@dataclass(frozen=True)
 class Schedule:
-    """A pooling schedule; ``strides(chunk)`` is called on consecutive chunks of frames."""
+    """A pooling schedule (immutable); ``strides(chunk, state)`` is called on consecutive
+    chunks of one video with that video's ``state`` (``start()``)."""
 
     kind: str = "uniform"  # uniform | progressive
     stride: int = 2  # uniform
@@ -83,8 +94,6 @@ class Schedule:
     high: int = 2
     low: int = 4
     anchors: str = DEFAULT_ANCHORS  # fixed | change
-    _last_anchor: torch.Tensor | None = field(default=None, repr=False)
-    _seen: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in POOLING_MODES:
@@ -100,36 +109,39 @@ class Schedule:
             return f"uniform(stride={self.stride})"
         return f"progressive(group={self.group}, high={self.high}, low={self.low}, anchors={self.anchors})"
 
-    def reset(self) -> None:
-        self._last_anchor, self._seen = None, 0
+    def start(self) -> ScheduleState:
+        """The state of a new video."""
+        return ScheduleState()
 
     @property
     def chunk_multiple(self) -> int:
         """Chunks of frames must hold whole groups."""
         return self.group if self.kind == "progressive" else 1
 
-    def strides(self, chunk: torch.Tensor) -> list[int]:
-        """Strides for the next chunk of frame features (t, h, w, c), in frame order."""
+    def strides(self, chunk: torch.Tensor, state: ScheduleState | None = None) -> list[int]:
+        """Strides for the next chunk of frame features (t, h, w, c), in frame order; ``state``
+        (updated): the video's so far (None: the chunk is a whole video)."""
+        state = state if state is not None else self.start()
         t = chunk.shape[0]
         if self.kind == "uniform":
-            self._seen += t
+            state.seen += t
             return [self.stride] * t
-        if self._seen % self.group:
+        if state.seen % self.group:
             raise InvalidRequestError("progressive pooling needs chunks that hold whole groups of frames")
         out: list[int] = []
         for g0 in range(0, t, self.group):
             members = chunk[g0 : g0 + self.group]
-            anchor = self._pick_anchor(members)
+            anchor = self._pick_anchor(members, state.last_anchor)
             out.extend(self.high if k == anchor else self.low for k in range(len(members)))
-            self._last_anchor = members[anchor].detach().float()
-        self._seen += t
+            state.last_anchor = members[anchor].detach().float()
+        state.seen += t
         return out
 
-    def _pick_anchor(self, members: torch.Tensor) -> int:
-        if self.anchors == "fixed" or self._last_anchor is None:
+    def _pick_anchor(self, members: torch.Tensor, last_anchor: torch.Tensor | None) -> int:
+        if self.anchors == "fixed" or last_anchor is None:
             return 0
         # mean squared difference of each frame's features from the last anchor's
-        diff = (members.float() - self._last_anchor).pow(2).mean(dim=(1, 2, 3))
+        diff = (members.float() - last_anchor).pow(2).mean(dim=(1, 2, 3))
         return int(diff.argmax())
 
     def expected_tokens(self, num_frames: int, side_h: int, side_w: int) -> int:

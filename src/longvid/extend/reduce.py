@@ -120,14 +120,14 @@ def merge(grid: torch.Tensor, keep: float, state: ReduceState) -> list[torch.Ten
     return [torch.nonzero(chosen[f]).flatten() for f in range(t)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reducer:
-    """A reducer by name with its keep ratio, and its state across the chunks of one video."""
+    """A reducer by name with its keep ratio (immutable: what it carries across the chunks of
+    one video is a ``ReduceState`` the caller owns, ``start()``)."""
 
     name: str
     keep: float
     positions: str = "compact"  # 1-D layouts: "compact" renumbers kept tokens, "original" keeps gaps
-    state: ReduceState = field(default_factory=ReduceState, repr=False)
 
     def __post_init__(self) -> None:
         if self.name not in REDUCERS:
@@ -139,12 +139,14 @@ class Reducer:
                 f"unknown kept-token positions {self.positions!r}; choose from {', '.join(KEPT_POSITIONS)}"
             )
 
-    def reset(self) -> None:
-        self.state = ReduceState()
+    def start(self) -> ReduceState:
+        """The state of a new video."""
+        return ReduceState()
 
-    def kept(self, grid: torch.Tensor) -> list[torch.Tensor]:
-        """Kept flat indices per frame of the next chunk ``grid`` (t, h, w, c)."""
-        return REDUCER_FUNCTIONS[self.name](grid, self.keep, self.state)
+    def kept(self, grid: torch.Tensor, state: ReduceState | None = None) -> list[torch.Tensor]:
+        """Kept flat indices per frame of the next chunk ``grid`` (t, h, w, c); ``state``
+        (updated): the video's so far (None: the chunk is a whole video)."""
+        return REDUCER_FUNCTIONS[self.name](grid, self.keep, state if state is not None else self.start())
 
     def expected_tokens(self, steps: int, h: int, w: int) -> int:
         return steps * tokens_per_frame(self.keep, h, w)

@@ -80,9 +80,9 @@ class Pooler:
         if reducer is not None and schedule.kind != "uniform":
             raise InvalidRequestError("token reduction works on the family's own (uniform) pooling, not progressive")
         self.adapter, self.schedule, self.reducer = adapter, schedule, reducer
-        schedule.reset()
-        if reducer is not None:
-            reducer.reset()
+        # this video's pooling and reduction state: the schedule and reducer stay unchanged
+        self.schedule_state = schedule.start()
+        self.reduce_state = None if reducer is None else reducer.start()
         self.kept: list[tuple[int, ...]] | None = [] if reducer is not None else None
         self.blocks: list[torch.Tensor] = []
         self.grids: list[tuple[int, int]] = []
@@ -95,11 +95,11 @@ class Pooler:
         """``encoded``: (steps, h, w, d) features, or with Video-LLaVA's unpooled CLS rows."""
         grid, prefix = encoded if isinstance(encoded, tuple) else (encoded, None)
         _, h, w, _ = grid.shape
-        strides = self.schedule.strides(grid)
+        strides = self.schedule.strides(grid, self.schedule_state)
         pooled = pool_frames(grid, strides, self.adapter.pooling_op)
         if self.reducer is not None:  # keep the tokens the reducer chooses, then project only them
             hp, wp = -(-h // strides[0]), -(-w // strides[0])
-            kept = self.reducer.kept(torch.stack(pooled).reshape(len(pooled), hp, wp, -1))
+            kept = self.reducer.kept(torch.stack(pooled).reshape(len(pooled), hp, wp, -1), self.reduce_state)
             pooled = [b[k] for b, k in zip(pooled, kept, strict=True)]
             self.kept.extend(tuple(int(i) for i in k) for k in kept)
         pooled = [self.adapter.project(b) for b in pooled]
