@@ -142,9 +142,12 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
     v, t = F.normalize(torch.randn(8, 6), dim=-1), F.normalize(torch.randn(8, 6), dim=-1)
     mine = slice(4 * rank, 4 * rank + 4)
     v_local = v[mine].clone().requires_grad_(True)
-    loss = ContrastiveLoss()(v_local, t[mine])
+    t_local = t[mine].clone().requires_grad_(True)
+    criterion = ContrastiveLoss()
+    loss = criterion(v_local, t_local)
     loss.backward()
-    torch.save({"loss": loss.detach(), "grad": v_local.grad}, f"{out}/rank{rank}.pt")
+    grads = {"video": v_local.grad, "text": t_local.grad, "scale": criterion.logit_scale.grad}
+    torch.save({"loss": loss.detach(), **grads}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -160,13 +163,20 @@ def test_loss_gathers_across_two_ranks_with_gradients(tmp_path):
     parts = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     torch.manual_seed(0)
     v, t = F.normalize(torch.randn(8, 6), dim=-1), F.normalize(torch.randn(8, 6), dim=-1)
-    v = v.requires_grad_(True)
-    full = ContrastiveLoss()(v, t)  # one process, the whole batch
+    v, t = v.requires_grad_(True), t.requires_grad_(True)
+    criterion = ContrastiveLoss()
+    full = criterion(v, t)  # one process, the whole batch
     full.backward()
     # each rank's loss covers its rows against every rank's columns: their mean is the full loss
     torch.testing.assert_close((parts[0]["loss"] + parts[1]["loss"]) / 2, full.detach(), rtol=1e-5, atol=1e-6)
-    # and each rank's gradient reaches its own rows (the video->text term; DDP sums the rest)
-    assert all(p["grad"] is not None and p["grad"].abs().sum() > 0 for p in parts)
+    # each rank's feature gradient is what the full batch sends its rows, times the world
+    # size (DDP then averages the parameter gradients: exactly the full batch's)
+    for r, part in enumerate(parts):
+        mine = slice(4 * r, 4 * r + 4)
+        torch.testing.assert_close(part["video"] / 2, v.grad[mine], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(part["text"] / 2, t.grad[mine], rtol=1e-5, atol=1e-7)
+    # the temperature's gradient, averaged over ranks as DDP does
+    torch.testing.assert_close((parts[0]["scale"] + parts[1]["scale"]) / 2, criterion.logit_scale.grad)
 
 
 def tiny_text_tower(tmp_path, embed_dim=16):

@@ -1,6 +1,10 @@
 """Symmetric InfoNCE with a learnable temperature, features gathered across DDP ranks with
-gradients (each rank's gradient flows through its own slice, as open_clip's ClipLoss does
-with ``gather_with_grad``)."""
+gradients in both directions (as open_clip's ClipLoss with ``gather_with_grad`` and
+``local_loss``): each rank scores its own rows against every rank's columns, and the backward
+pass sums what every rank's loss sends to a rank's features. With DDP averaging the parameter
+gradients, training on W ranks then follows the full batch's gradient exactly
+(tests/test_encoder.py compares on two gloo ranks). A gather that detaches the other ranks'
+rows gives each rank only its own loss's share: half the gradient is lost on two ranks."""
 
 from __future__ import annotations
 
@@ -60,12 +64,31 @@ def _rank_offset(batch: int) -> int:
     return 0 if dist is None else dist.get_rank() * batch
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every rank's gradient of the gathered rows and hands
+    each rank its own slice (written out rather than ``torch.distributed.nn.all_gather``, whose
+    backward needs reduce_scatter, which gloo lacks)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        dist = _dist()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        dist = _dist()
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' rows in rank order; this rank's rows keep their gradient."""
+    """All ranks' rows in rank order, differentiable with respect to every rank's rows."""
     dist = _dist()
     if dist is None or dist.get_world_size() == 1:
         return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts, dim=0)
+    return _GatherWithGrad.apply(x)
