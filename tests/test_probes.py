@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from longvid.errors import InvalidRequestError
+from longvid.models.families import FAMILIES
 from longvid.probes.runner import run_probe, summarize, wilson
 from longvid.probes.tasks import LETTERS, NUMBERS, TASKS, make_item, render_frames
 from longvid.video.synth import COLORS
@@ -136,3 +137,33 @@ def test_full_mode_makes_the_next_items_files_ahead_in_order(tiny_llm):
     full = list(run_probe(tiny_llm, "order", [8, 12], samples=2, mode="full"))
     # the same items in the same order (files made one ahead in a thread), each with its truth
     assert [(r.frames, r.seed, r.answer) for r in full] == [(r.frames, r.seed, r.answer) for r in cache]
+
+
+@pytest.mark.parametrize("mode", ["cache", "full"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_probes_run_on_every_family_in_both_modes_with_depths(tiny_models, family, mode):
+    """Qwen2-VL and Qwen2.5-VL merge two frames per step (the needle moves by steps), and
+    Video-LLaVA's encoder returns its CLS rows beside the grid: both crashed once."""
+    llm = tiny_models[family]
+    recs = list(run_probe(llm, "needle", [8], depths=[0.0, 1.0], samples=1, mode=mode, poolings=["uniform"]))
+    assert [r.depth for r in recs] == [0.0, 1.0] and all(r.visual_tokens > 0 for r in recs)
+    order = list(run_probe(llm, "order", [8], samples=1, mode=mode, poolings=["uniform", "merge:0.5"]))
+    assert len(order) == 2 and order[1].visual_tokens < order[0].visual_tokens
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "video_llava"])
+def test_the_needle_moves_by_whole_steps_and_keeps_the_haystack(tiny_models, family):
+    from longvid.models.encoding import step_count, swap_steps, take_steps
+
+    llm = tiny_models[family]
+    item = make_item("needle", 3, 8, depth=0.0)
+    grid = llm.encode_grid(render_frames(item))
+    steps = step_count(grid)
+    assert steps == 8 // llm.adapter.frames_per_step
+    moved = swap_steps(grid, 0, steps - 1)
+    for a, b in ((0, steps - 1), (steps - 1, 0), (1, 1)):
+        want, got = take_steps(grid, [a]), take_steps(moved, [b])
+        for w, g in zip(
+            want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,), strict=True
+        ):
+            assert torch.equal(w, g)

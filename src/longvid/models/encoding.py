@@ -209,28 +209,59 @@ def _encode_rearranged(
     return pooler.finish(sampled.without_pixels()), decoded_at
 
 
-def encode_grid(adapter: FamilyAdapter, frames: np.ndarray, chunk_frames: int = 16) -> torch.Tensor:
-    """Unpooled features (steps, h, w, d) of uint8 frames, for callers that pool the same
-    video many ways (the probes' embedding cache)."""
+Features = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # a grid, or with Video-LLaVA's CLS rows
+
+
+def encode_grid(adapter: FamilyAdapter, frames: np.ndarray, chunk_frames: int = 16) -> Features:
+    """Unpooled features of uint8 frames, for callers that pool the same video many ways (the
+    probes' embedding cache): (steps, h, w, d), or for a family whose encoder keeps unpooled
+    rows per step (Video-LLaVA's CLS) the pair (grid, rows), both by temporal step."""
     step = adapter.frames_per_step
     chunk = max(step, (chunk_frames // step) * step)
     with torch.inference_mode():
         parts = [adapter.encode(adapter.pixels(frames[i : i + chunk])) for i in range(0, len(frames), chunk)]
+    if isinstance(parts[0], tuple):
+        return torch.cat([g for g, _ in parts]), torch.cat([r for _, r in parts])
     return torch.cat(parts)
+
+
+def step_count(features: Features) -> int:
+    """Temporal steps in ``encode_grid``'s features."""
+    return (features[0] if isinstance(features, tuple) else features).shape[0]
+
+
+def take_steps(features: Features, index) -> Features:
+    """Those steps (a slice or a list of step indices) of ``encode_grid``'s features."""
+    if isinstance(features, tuple):
+        return features[0][index], features[1][index]
+    return features[index]
+
+
+def swap_steps(features: Features, a: int, b: int) -> Features:
+    """A copy with temporal steps ``a`` and ``b`` exchanged (everything else as it was)."""
+    parts = features if isinstance(features, tuple) else (features,)
+    out = []
+    for part in parts:
+        moved = part.clone()
+        moved[[a, b]] = part[[b, a]]
+        out.append(moved)
+    return tuple(out) if isinstance(features, tuple) else out[0]
 
 
 def pool_grid(
     adapter: FamilyAdapter,
-    grid: torch.Tensor,
+    grid: Features,
     schedule: Schedule,
     frames: Frames | None = None,
     chunk_frames: int = 16,
     reducer: Reducer | None = None,
 ) -> VisualTokens:
-    """Pool (and reduce) cached unpooled features exactly as ``encode_video`` does."""
+    """Pool (and reduce) cached unpooled features (``encode_grid``'s) exactly as
+    ``encode_video`` does."""
     pooler = Pooler(adapter, schedule, reducer)
     steps = chunk_size(adapter, schedule, chunk_frames) // adapter.frames_per_step
+    total = step_count(grid)
     with torch.inference_mode():
-        for i in range(0, grid.shape[0], steps):
-            pooler.add(grid[i : i + steps])
-    return pooler.finish(frames if frames is not None else Frames.placeholder(grid.shape[0] * adapter.frames_per_step))
+        for i in range(0, total, steps):
+            pooler.add(take_steps(grid, slice(i, i + steps)))
+    return pooler.finish(frames if frames is not None else Frames.placeholder(total * adapter.frames_per_step))

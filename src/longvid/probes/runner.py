@@ -29,6 +29,7 @@ from longvid.extend.modes import POOLING_MODES
 from longvid.extend.reduce import REDUCERS, Reducer
 from longvid.memory import PeakMemory
 from longvid.models.base import VideoLLM
+from longvid.models.encoding import swap_steps
 from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
 from longvid.progress import bar
 
@@ -151,13 +152,15 @@ def run_probe(
             base, pixels = frames_for(pos)
         item_seed = EVAL_SEED_BASE + seed * 100_000 + k
         grid = llm.encode_grid(pixels)
-        needle = base.key_frames[0]
+        # the needle moves by whole temporal steps: a family that merges two frames per step
+        # (Qwen2-VL, Qwen2.5-VL) cannot have one frame of a step exchanged without re-encoding
+        per_step = llm.adapter.frames_per_step
+        needle = base.key_frames[0] // per_step
         for depth in depths:
             item, g = base, grid
             if depth is not None and task == "needle":
-                target = round(depth * (n - 1))
-                g = grid.clone()
-                g[[needle, target]] = grid[[target, needle]]  # same haystack, needle moved
+                target = round(depth * (n - 1)) // per_step
+                g = swap_steps(grid, needle, target)  # same haystack, needle moved
             for pooling in poolings:
                 schedule, reducer = methods[pooling]
                 visual = llm.pool_grid(g, schedule, reducer=reducer)
