@@ -16,9 +16,10 @@ from longvid.testbed.sample import QUESTION, default_sample, sample_scene
 
 def test_default_model_is_the_testbed(testbed):
     assert testbed.adapter.name == str(default_model_path())
-    assert testbed.trained_frames == 16 and testbed.visual_window((8, 8)) == 256
+    # W_v counts every visual token of the trained 16 frames: 16 x 8 x 8 and the newline
+    assert testbed.trained_frames == 16 and testbed.visual_window((8, 8)) == 257
     card = json.loads((default_model_path() / "card.json").read_text())
-    assert card["visual_window"] == 256 and len(card["stages"]) == 2
+    assert card["visual_window"] == 257 and len(card["stages"]) == 2
     for stage in card["stages"]:  # each stage ran to its end
         assert stage["history"][-1]["step"] == stage["train_config"]["steps"]
     # the card's accuracy: 400 fresh items per task through the probe path, the goal is 95 %
@@ -41,8 +42,8 @@ def test_readme_main_command_answers_the_sample(capsys):
     assert got == [
         (16, "none", "uniform", 257, 1.0),
         (256, "none", "uniform", 4097, 1.0),
-        (256, "visual-yarn", "uniform", 4097, 16.0),
-        (256, "visual-yarn", "progressive", 1793, 7.0),
+        (256, "visual-yarn", "uniform", 4097, 15.94),
+        (256, "visual-yarn", "progressive", 1793, 6.98),
     ]
     answers = [r["answer"] for r in rows]
     assert answers[0] == "purple" and set(answers[1].split()) == {"purple"} and answers[2:] == ["purple", "pink"]
@@ -116,3 +117,12 @@ def test_device_map_auto_loads_through_accelerate(testbed):
     assert str(split.adapter.device) == "cpu"
     video = str(default_sample())
     assert split.ask(video, QUESTION).token_ids == testbed.ask(video, QUESTION).token_ids
+
+
+@pytest.mark.parametrize("extend", ["visual-yarn", "visual-pi", "yarn", "linear"])
+def test_scale_is_exactly_one_at_the_trained_frame_count(testbed, extend):
+    """W_v counted the frames' tokens but not the newline after them once: every visual mode
+    rescaled the testbed at the very length it was trained on (scale 1.0039)."""
+    answer = testbed.ask(default_sample(), QUESTION, frames=16, extend=extend, max_new_tokens=1)
+    assert answer.report.visual_tokens == answer.report.visual_window == 257
+    assert answer.report.scale == 1.0

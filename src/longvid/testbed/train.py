@@ -118,7 +118,9 @@ def build_model(cfg: TrainConfig):
     )
     tokens_per_frame = math.ceil(cfg.grid / 2) ** 2
     model.config.longvid_trained_frames = max(cfg.frames)
-    model.config.longvid_visual_window = max(cfg.frames) * tokens_per_frame
+    # every visual token of the trained length: the frames' and the newline after them (so the
+    # visual modes' scale is exactly 1 at the trained frame count)
+    model.config.longvid_visual_window = max(cfg.frames) * tokens_per_frame + 1
     return model, tokenizer, preprocess
 
 
