@@ -28,7 +28,7 @@ def main() -> None:
     import torch
     from transformers import DynamicCache
 
-    from longvid.extend import kvcache
+    from longvid.extend import blockwise
     from longvid.models import load
     from longvid.models.generation import forward
     from longvid.models.tiny import save
@@ -54,7 +54,7 @@ def main() -> None:
         for kernel in ("fused", "online"):
             for bits in (16, 4):
                 t0 = time.perf_counter()
-                with kvcache.block_kernel(kernel):
+                with blockwise.block_kernel(kernel):
                     llm.prefill(layout, chunk=1024, kv_bits=bits)
                 runs.setdefault(f"blockwise_{kernel}_{bits}bit", []).append(time.perf_counter() - t0)
         t0 = time.perf_counter()

@@ -52,7 +52,7 @@ def test_ask_table_output(capsys, checkpoints):
     "args,needle",
     [
         (["--frames", "0"], "frames must be >= 1"),
-        (["--extend", "rope-magic"], "unknown extension mode"),
+        (["--extend", "rope-magic"], "unknown extend 'rope-magic'"),
         (["--pooling", "progressive", "--low", "64"], "larger than the"),
     ],
 )

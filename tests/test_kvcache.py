@@ -9,12 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from longvid.extend import block_kernels, kvcache
+from longvid.extend import block_kernels, blockwise, kvcache
 from longvid.extend.block_kernels import KERNELS
+from longvid.extend.blockwise import attend_blockwise, blockwise_attention
 from longvid.extend.kvcache import (
     BlockKVLayer,
-    attend_blockwise,
-    blockwise_attention,
     cache_bytes,
     dequantize,
     make_cache,
@@ -77,14 +76,14 @@ def test_blockwise_attention_equals_causal_sdpa(block, chunk, kernel, monkeypatc
 
     cache = make_cache(16, type("C", (), {"num_hidden_layers": 1}), block=block)
     outs = []
-    with attend_blockwise(cache, Cfg), kvcache.block_kernel(kernel):
+    with attend_blockwise(cache, Cfg), blockwise.block_kernel(kernel):
         for s in range(0, length, chunk):
             sl = slice(s, s + chunk)
             nk, nv = cache.update(k[:, :, sl], v[:, :, sl], 0)
             out, _ = blockwise_attention(FakeAttention(), q[:, :, sl], nk, nv, None, scaling=1 / math.sqrt(d))
             outs.append(out.transpose(1, 2))
     # installed once: the dispatcher, which falls back to the model's own attention outside
-    assert Cfg._attn_implementation == kvcache.ATTENTION_NAME and kvcache._FALLBACK[id(Cfg)] == "sdpa"
+    assert Cfg._attn_implementation == kvcache.ATTENTION_NAME and blockwise._FALLBACK[id(Cfg)] == "sdpa"
     torch.testing.assert_close(torch.cat(outs, dim=2), ref, rtol=1e-5, atol=1e-5)
     layer = cache.layers[0]
     # blocks are stored at the pass after the one that wrote them

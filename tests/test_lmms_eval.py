@@ -80,12 +80,12 @@ def test_a_bad_request_is_an_empty_answer_not_the_end_of_the_run(plugin):
 
 
 def test_unknown_model_args_are_refused_naming_the_known_ones():
-    with pytest.raises(InvalidRequestError, match=r"unknown model_args frame, kv-bits, pretrianed .* known: pre"):
+    with pytest.raises(InvalidRequestError, match=r"unknown model_args frame, kv-bits, pretrianed .* known: .*kv_bits"):
         LongvidRequests(llm=object(), **{"frame": "8", "kv-bits": "4", "pretrianed": "foo"})
     with pytest.raises(InvalidRequestError, match="frames must be a whole number"):
         LongvidRequests(llm=object(), frames="many")
     ok = LongvidRequests(llm=object(), frames="8", batch_size=1, max_batch_size=None)  # lmms-eval adds these
-    assert ok.options["frames"] == 8 and ok.device == "cpu"  # no GPU here: the CPU
+    assert ok.options.frames == 8 and ok.device == "cpu"  # no GPU here: the CPU
 
 
 class warnings_recorded:

@@ -129,19 +129,23 @@ def test_eval_asks_the_questions_of_one_video_together(tmp_path):
     items = load_benchmark("videomme", root)
     assert len(items) == 6
 
+    from longvid.evals.runner import Answerer
+
     def one(video, prompt):
         return f"({'ABCD'[len(prompt) % 4]})", {}
 
     calls = []
 
-    def together(video, prompts):
-        calls.append((video.name, len(prompts)))
-        return [one(video, p) for p in prompts]
+    class Together(Answerer):
+        def ask(self, video, prompt):
+            return one(video, prompt)
 
-    one.many = together
-    grouped = run_eval("videomme", root, tmp_path / "g.jsonl", one, progress=False)
+        def ask_many(self, video, prompts):
+            calls.append((video.name, len(prompts)))
+            return [one(video, p) for p in prompts]
+
+    grouped = run_eval("videomme", root, tmp_path / "g.jsonl", Together(), progress=False)
     assert calls == [("vid000.mp4", 2), ("vid001.mp4", 2), ("vid002.mp4", 2)]
-    del one.many
     single = run_eval("videomme", root, tmp_path / "s.jsonl", one, progress=False)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(read_results(tmp_path / "g.jsonl")) == strip(read_results(tmp_path / "s.jsonl"))

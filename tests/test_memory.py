@@ -3,12 +3,10 @@ guard, and the analytic 7B figures."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
-from longvid.errors import InvalidRequestError
+from longvid.errors import DoesNotFitError, InvalidRequestError
 from longvid.extend.kvcache import cache_bytes, kv_bytes, make_cache
 from longvid.extend.pooling import uniform
 from longvid.memory import PeakMemory
@@ -65,7 +63,7 @@ def test_kv_bits_in_ask_report(ov):
     answer = ov.ask(SAMPLE, "what colour is the shape with the marker ?", frames=8, kv_bits=4, max_new_tokens=2)
     assert answer.report.kv_bits == 4 and answer.report.kv_backend.startswith("blocks (int4")
     assert answer.report.kv_cache_bytes > 0
-    with pytest.raises(InvalidRequestError, match="kv bits must be one of"):
+    with pytest.raises(InvalidRequestError, match="unknown kv_bits 3; choose from 16, 8, 4, 2"):
         ov.ask(SAMPLE, "q", frames=8, kv_bits=3)
 
 
@@ -96,9 +94,15 @@ def test_guard_refuses_what_cannot_fit_and_suggests_only_what_would(ov, monkeypa
     monkeypatch.setattr(budget_mod, "available_bytes", lambda device: free)
     with pytest.raises(InvalidRequestError, match=r"needs about .* GiB beyond the weights .* try ") as e:
         ov.ask(SAMPLE, "q", frames=256)
+    # the advice is data: option -> value, spelled for Python users, the CLI and the page
+    assert isinstance(e.value, DoesNotFitError)
+    options = [o for o, _ in e.value.alternatives]
+    assert {"pooling": "progressive"} in options
     message = str(e.value)
-    assert "--pooling progressive" in message
-    fewer = int(re.search(r"--frames (\d+)", message).group(1))
+    assert "pooling='progressive'" in message and "--pooling progressive" in e.value.render("cli")
+    assert "pooling: progressive" in e.value.render("web") and "--" not in message
+    fewer = next(o["frames"] for o in options if "frames" in o)
+    assert f"frames={fewer} " in message and f"--frames {fewer} " in e.value.render("cli")
     fits = ov.estimate(fewer, ov.schedule("uniform"), grid=grid).beyond_weights
     assert fits <= free < ov.estimate(2 * fewer, ov.schedule("uniform"), grid=grid).beyond_weights
     # nothing smaller fits: said so, nothing suggested
@@ -127,9 +131,9 @@ def test_guard_names_what_each_alternative_needs(monkeypatch):
     need = budget_mod.Estimate(weights=10 * gib, vision=gib, kv_cache=3 * gib, prefill=gib)
     smaller = budget_mod.Estimate(weights=10 * gib, vision=gib // 2, kv_cache=gib, prefill=0)
     too_big = budget_mod.Estimate(weights=10 * gib, vision=gib, kv_cache=2 * gib, prefill=0)
-    with pytest.raises(InvalidRequestError, match=r"needs about 5\.0 GiB .* 2\.0 GiB is free .* try --x \(1\.5 GiB\)$"):
-        budget_mod.guard(need, "cpu", lambda free: {"--x": smaller, "--y": too_big})
-    budget_mod.guard(smaller, "cpu", lambda free: {})  # 1.5 GiB fits in 2
+    with pytest.raises(InvalidRequestError, match=r"needs about 5\.0 GiB .* 2\.0 GiB is free .* try x=1 \(1\.5 GiB\)$"):
+        budget_mod.guard(need, "cpu", lambda free: [({"x": 1}, smaller), ({"y": 2}, too_big)])
+    budget_mod.guard(smaller, "cpu", lambda free: [])  # 1.5 GiB fits in 2
 
 
 def test_analytic_7b_kv_cache():

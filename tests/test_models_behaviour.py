@@ -147,7 +147,7 @@ def test_bad_requests(tiny_models, video, tmp_path):
     llm = tiny_models["llava_onevision"]
     with pytest.raises(InvalidRequestError, match="frames must be >= 1"):
         llm.ask(video, QUESTION, frames=0)
-    with pytest.raises(InvalidRequestError, match="unknown extension mode"):
+    with pytest.raises(InvalidRequestError, match="unknown extend 'rope-magic'"):
         llm.ask(video, QUESTION, extend="rope-magic")
     with pytest.raises(InvalidRequestError, match="larger than the 8x8 feature grid"):
         llm.ask(video, QUESTION, pooling="progressive", high=2, low=16)

@@ -96,9 +96,20 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
         ({"sample": True, "question": "q", "frames": "many"}, "whole number"),
         ({"sample": True, "question": "q", "extend": "warp"}, "unknown extend"),
         ({"question": "q"}, "choose a video"),
-        ({"question": "q", "upload": ["a"]}, "upload it again"),  # not a key: no traceback, no 500
-        ({"question": "q", "upload": {"a": 1}}, "upload it again"),
+        ({"question": "q", "upload": ["a"]}, "upload must be text"),  # not a key: no traceback, no 500
+        ({"question": "q", "upload": {"a": 1}}, "upload must be text"),
+        ({"question": "q", "upload": "nosuchkey"}, "upload it again"),
         ([], "JSON object"),
+        # typed: nothing is turned into text or truth that was not sent as such
+        ({"sample": True, "question": ["q"]}, "question must be text"),
+        ({"sample": True, "question": 123}, "question must be text"),
+        ({"sample": True, "question": {"a": 1}}, "question must be text"),
+        ({"sample": True, "question": True}, "question must be text"),
+        ({"sample": "no", "question": "q"}, "sample must be true or false"),
+        ({"sample": True, "question": "q", "frames": True}, "frames must be a whole number"),
+        ({"sample": True, "question": "q", "frames": 0}, "frames must be >= 1"),
+        ({"sample": True, "question": "q", "keep": "half"}, "keep must be a number"),
+        ({"sample": True, "question": "q", "temperature": 0}, "unknown field: temperature"),
     ]
     for body, message in cases:
         r = client.post("/api/ask", json=body)

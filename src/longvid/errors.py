@@ -64,3 +64,33 @@ class UnsupportedModelError(LongvidError):
 
 class ModelLoadError(LongvidError):
     """A checkpoint could not be read (missing folder, files or weights)."""
+
+
+class DoesNotFitError(InvalidRequestError):
+    """A request that would not fit in free memory. ``alternatives``: the other option values
+    that would, each as ({option: value}, bytes needed beyond the weights), in the order
+    tried. ``str()`` names them as Python keyword arguments; ``render("cli")`` as flags,
+    ``render("web")`` as the page's field names."""
+
+    def __init__(self, need: int, free: int, device: str, parts: dict[str, int],
+                 alternatives: list[tuple[dict, int]]) -> None:  # fmt: skip
+        self.need, self.free, self.device, self.parts, self.alternatives = need, free, device, parts, alternatives
+        super().__init__(self.render("python"))
+
+    def render(self, style: str = "python") -> str:
+        gib = 2**30
+        spell = {
+            "python": lambda k, v: f"{k}={v!r}",
+            "cli": lambda k, v: f"--{k.replace('_', '-')} {v}",
+            "web": lambda k, v: f"{k}: {v}",
+        }[style]
+        tips = [
+            " ".join(spell(k, v) for k, v in options.items()) + f" ({need / gib:.2g} GiB)"
+            for options, need in self.alternatives
+        ]
+        advice = "try " + ", ".join(tips) if tips else "no smaller setting longvid knows would fit"
+        parts = ", ".join(f"{name} {value / gib:.1f}" for name, value in self.parts.items())
+        return (
+            f"this request needs about {self.need / gib:.1f} GiB beyond the weights ({parts}) but only "
+            f"{self.free / gib:.1f} GiB is free on {self.device}; {advice}"
+        )

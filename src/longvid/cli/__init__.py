@@ -12,7 +12,7 @@ import sys
 import warnings
 
 from longvid.cli.common import app
-from longvid.errors import LongvidError
+from longvid.errors import DoesNotFitError, LongvidError
 
 # importing a command module registers its commands on ``app``; this order is --help's
 COMMAND_MODULES = ("video", "models", "measure", "testbed", "encoder")
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print("longvid: interrupted", file=sys.stderr)
         return 130
     except LongvidError as e:
-        print(f"longvid: error: {e}", file=sys.stderr)
+        # advice carried as data (a request that does not fit) is spelled as flags here
+        print(f"longvid: error: {e.render('cli') if isinstance(e, DoesNotFitError) else e}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:  # a file longvid was told to write or read: the system's reason, one line
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""

@@ -52,6 +52,13 @@ REDUCE_HELP = choices(REDUCE_MODES)
 KEEP_HELP = "With --reduce: the fraction of the family's own visual tokens kept."
 
 
+def default(name: str) -> str:
+    """'(default: X)' for a help text, from ``AskOptions`` (the one place defaults live)."""
+    from longvid.models.request import AskOptions
+
+    return f"(default: {getattr(AskOptions(), name)})"
+
+
 def interactive() -> bool:
     """Progress bars only when a person watches stderr."""
     return sys.stderr.isatty()

@@ -15,6 +15,7 @@ from longvid.cli.common import (
     POOLING_HELP,
     REDUCE_HELP,
     app,
+    default,
     interactive,
     parse_depths,
     parse_list,
@@ -23,6 +24,7 @@ from longvid.cli.common import (
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.evals.benchmarks import BENCHMARKS
 from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, REDUCE_MODES, choices
+from longvid.models.request import AskOptions
 from longvid.probes.tasks import FORMS, TASKS
 
 MODEL_HELP = "Checkpoint (default: the bundled testbed)."
@@ -85,11 +87,15 @@ def profile(
     video: Annotated[Path | None, typer.Argument(help="Video (default: the bundled sample).")] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[str, typer.Option(help="Frame counts, e.g. 32,64,128,256.")] = "32,64,128,256",
-    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
-    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
-    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
-    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
-    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    pooling: Annotated[str | None, typer.Option(help=f"{POOLING_HELP} {default('pooling')}.")] = None,
+    reduce: Annotated[
+        str | None, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP} {default('reduce')}.")
+    ] = None,
+    keep: Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('keep')}")] = None,
+    kv_bits: Annotated[
+        int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
+    ] = None,
+    extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
     prefill_chunk: Annotated[int | None, typer.Option(help="Tokens per prefill chunk (default: auto).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     out: Annotated[Path, typer.Option(help="Folder for the JSON and PNG.")] = Path("out/profile"),
@@ -102,16 +108,16 @@ def profile(
     from longvid.models.profile import profile as run_profile
     from longvid.testbed.sample import default_sample
 
+    options = AskOptions.from_mapping(dict(pooling=pooling, reduce=reduce, keep=keep, kv_bits=kv_bits, extend=extend,
+                                           prefill_chunk=prefill_chunk))  # fmt: skip
     return_freed_memory_to_os()
     quiet_transformers()
     llm = load(model, device=device)
-    rows = run_profile(
-        llm, video or default_sample(), parse_list(frames, int), pooling=pooling, kv_bits=kv_bits, extend=extend,
-        prefill_chunk=prefill_chunk, reduce=reduce, keep=keep,
-    )  # fmt: skip
+    rows = run_profile(llm, video or default_sample(), parse_list(frames, int), options)
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1))
-    png = plot(rows, out / "profile.png", f"{llm.adapter.name} ({llm.family}), {pooling}, {kv_bits}-bit KV")
+    title = f"{llm.adapter.name} ({llm.family}), {options.pooling}, {options.kv_bits}-bit KV"
+    png = plot(rows, out / "profile.png", title)
     print(table(rows))
     print(f"weights: {rows[0].weights / 2**20:.1f} MiB; wrote {out / 'profile.json'} and {png}")
 
@@ -122,12 +128,16 @@ def eval_(
     data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
-    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
-    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP}.")] = "uniform",
-    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
-    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
-    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
+    pooling: Annotated[str | None, typer.Option(help=f"{POOLING_HELP} {default('pooling')}.")] = None,
+    kv_bits: Annotated[
+        int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
+    ] = None,
+    reduce: Annotated[
+        str | None, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP} {default('reduce')}.")
+    ] = None,
+    keep: Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('keep')}")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
     out: Annotated[Path, typer.Option(help="Results, one JSON line per item (resumed if present).")] = Path(
         "out/eval/results.jsonl"
@@ -156,24 +166,18 @@ def eval_(
         raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
     if data is None:
         raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
+    # every option checked before the model loads or the first item runs
+    options = AskOptions.from_mapping(dict(frames=frames, extend=extend, visual_window=visual_window, pooling=pooling,
+                                           kv_bits=kv_bits, reduce=reduce, keep=keep))  # fmt: skip
     from longvid.models import load
 
     quiet_transformers()
     shard = Shard.from_env()
     llm = load(model, device=device_for(device, shard), visual_window=visual_window, device_map=device_map)
-    options = {
-        "frames": frames or llm.trained_frames,
-        "extend": extend,
-        "pooling": pooling,
-        "kv_bits": kv_bits,
-        "reduce": reduce,
-        "keep": keep if reduce != "none" else None,
-        "visual_window": visual_window,  # None: the checkpoint's own W_v
-    }
-    identity = run_identity(bench, data, llm.adapter.name, options)
+    ask = model_answerer(llm, options, frames=options.frames or llm.trained_frames)
+    identity = run_identity(bench, data, llm.adapter.name, ask.options)
     if new_file:
         out = free_path(out, identity)
-    ask = model_answerer(llm, **{k: v for k, v in options.items() if k != "visual_window" and v is not None})
     summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive(), identity=identity)
     if summary is None:
         return  # ranks other than 0: rank 0 merges and reports

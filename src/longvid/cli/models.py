@@ -17,12 +17,14 @@ from longvid.cli.common import (
     REARRANGE_HELP,
     REDUCE_HELP,
     app,
+    default,
     interactive,
     print_table,
     quiet_transformers,
 )
 from longvid.errors import InvalidRequestError
 from longvid.models.families import FAMILIES
+from longvid.models.request import AskOptions, check_question
 
 MODEL_HELP = "Checkpoint folder or hub id (default: the bundled testbed)."
 
@@ -37,20 +39,30 @@ def ask(
     ] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
-    extend: Annotated[str, typer.Option(help=f"Context extension: {EXTEND_HELP}.")] = "none",
+    extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
-    pooling: Annotated[str, typer.Option(help=f"{POOLING_HELP} (uniform: the family's own).")] = "uniform",
-    group: Annotated[int, typer.Option(help="Progressive pooling: frames per anchor.")] = 4,
+    pooling: Annotated[
+        str | None, typer.Option(help=f"{POOLING_HELP} (uniform: the family's own) {default('pooling')}.")
+    ] = None,
+    group: Annotated[
+        int | None, typer.Option(help=f"Progressive pooling: frames per anchor {default('group')}.")
+    ] = None,
     high: Annotated[int | None, typer.Option(help="Stride of anchor frames (default: the family's).")] = None,
     low: Annotated[int | None, typer.Option(help="Stride of other frames (default: 2 x high).")] = None,
     anchors: Annotated[
         str | None, typer.Option(help=f"Progressive anchors: {ANCHORS_HELP} (default: change; fixed with --rearrange).")
     ] = None,
-    reduce: Annotated[str, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP}.")] = "none",
-    keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
-    kv_bits: Annotated[int, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP}.")] = 16,
-    rearrange: Annotated[str, typer.Option(help=f"INTP: {REARRANGE_HELP}.")] = "none",
-    max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 32,
+    reduce: Annotated[
+        str | None, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP} {default('reduce')}.")
+    ] = None,
+    keep: Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('keep')}")] = None,
+    kv_bits: Annotated[
+        int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
+    ] = None,
+    rearrange: Annotated[str | None, typer.Option(help=f"INTP: {REARRANGE_HELP} {default('rearrange')}.")] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help=f"Longest answer in tokens {default('max_new_tokens')}.")
+    ] = None,
     fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -66,9 +78,17 @@ def ask(
     from longvid.memory import return_freed_memory_to_os
     from longvid.models import load
 
-    questions = ([question] if question else []) + list(more or [])
+    questions = ([question] if question is not None else []) + list(more or [])
     if not questions:
         raise InvalidRequestError("ask what? give a question (or -q QUESTION, repeatable)")
+    for q in questions:
+        check_question(q)
+    # one request value, its defaults and checks in one place (refused here, before loading)
+    options = AskOptions.from_mapping(dict(
+        frames=frames, extend=extend, visual_window=visual_window, pooling=pooling, group=group, high=high, low=low,
+        anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
+        fast_resize=fast_resize,
+    ))  # fmt: skip
     return_freed_memory_to_os()
     quiet_transformers()
     llm = load(model, device=device, visual_window=visual_window)
@@ -76,8 +96,8 @@ def ask(
         from longvid.models.compare import compare as compare_settings
         from longvid.models.compare import table
 
-        results = compare_settings(llm, video, questions[0], kv_bits=kv_bits, max_new_tokens=max_new_tokens,
-                                   fast_resize=fast_resize, progress=interactive() and not as_json)  # fmt: skip
+        common = {"kv_bits": options.kv_bits, "max_new_tokens": options.max_new_tokens, "fast_resize": fast_resize}
+        results = compare_settings(llm, video, questions[0], progress=interactive() and not as_json, **common)
         if as_json:
             print(json.dumps([{**row, **answer.to_dict()} for row, answer in results]))
             return
@@ -85,11 +105,7 @@ def ask(
         print(f"{questions[0]}  ({shown}, trained on {llm.trained_frames} frames)")
         print(table(results))
         return
-    answers = llm.ask(
-        video, questions, frames=frames, extend=extend, pooling=pooling, group=group, high=high, low=low,
-        anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
-        fast_resize=fast_resize, progress=interactive() and not as_json,
-    )  # fmt: skip
+    answers = llm.ask(video, questions, options, progress=interactive() and not as_json)
     if as_json:
         shown = [{"question": q, **a.to_dict()} for q, a in zip(questions, answers, strict=True)]
         print(json.dumps(shown[0] if len(shown) == 1 else shown))

@@ -30,11 +30,14 @@ import warnings
 from typing import Any
 
 from longvid.errors import InvalidRequestError, LongvidError
+from longvid.models.request import AskOptions
 
 MODEL_ID = "longvid"
-# model_args longvid reads, and those lmms-eval's CLI adds for every model
-MODEL_ARGS = ("pretrained", "frames", "extend", "pooling", "reduce", "keep", "kv_bits", "visual_window", "device",
-              "max_new_tokens")  # fmt: skip
+# model_args longvid reads: the checkpoint and its device, and every request option
+# (``AskOptions``: frames, extend, pooling, reduce, keep, kv_bits, visual_window, ...); and
+# those lmms-eval's CLI adds for every model
+LOAD_ARGS = ("pretrained", "device")
+MODEL_ARGS = LOAD_ARGS + AskOptions.names()
 HARNESS_ARGS = ("batch_size", "max_batch_size")
 IGNORED_WHEN_GREEDY = ("top_p", "top_k")  # sampling knobs: meaningless when decoding greedily
 
@@ -83,24 +86,18 @@ class LongvidRequests:
                 f"unknown model_args {', '.join(unknown)} for --model longvid; known: {', '.join(MODEL_ARGS)}"
             )
         device = model_args.get("device") or default_device()
+        # model_args arrive as text ("frames=256,kv_bits=4"): parsed and checked by name, before loading
+        request = {k: v for k, v in model_args.items() if k in AskOptions.names()}
+        self.options = AskOptions.from_mapping(request, strings=True, where=" in --model_args")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             atexit.register(_close_process_group)
         if llm is None:
             from longvid.models import load
 
-            window = _int("visual_window", model_args.get("visual_window"))
-            llm = load(model_args.get("pretrained"), device=device, visual_window=window)
+            llm = load(model_args.get("pretrained"), device=device, visual_window=self.options.visual_window)
         self.llm = llm
         self.device = device  # lmms-eval puts its rank-count tensors here
-        self.options = {
-            "frames": _int("frames", model_args.get("frames")),
-            "extend": str(model_args.get("extend", "none")),
-            "pooling": str(model_args.get("pooling", "uniform")),
-            "reduce": str(model_args.get("reduce", "none")),
-            "keep": float(model_args.get("keep", 0.25)),
-            "kv_bits": _int("kv_bits", model_args.get("kv_bits", 16)),
-        }
-        self.max_new_tokens = _int("max_new_tokens", model_args.get("max_new_tokens", 32))
+        self.max_new_tokens = self.options.max_new_tokens
         self.task_dict: dict = getattr(self, "task_dict", {})
         self._warned: set = set()
 
@@ -137,7 +134,7 @@ class LongvidRequests:
         videos = [v for v in visuals if isinstance(v, str | os.PathLike)]
         if len(videos) != 1 or len(visuals) != 1:
             raise InvalidRequestError(f"longvid answers about one video per request (got {len(visuals)} visuals)")
-        answer = self.llm.ask(str(videos[0]), context, max_new_tokens=limit, **self.options)
+        answer = self.llm.ask(str(videos[0]), context, self.options, max_new_tokens=limit)
         text = answer.text
         for stop in until:
             if stop and stop in text:

@@ -22,6 +22,7 @@ from longvid.errors import InvalidRequestError
 from longvid.evals.answers import parse_choice
 from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
 from longvid.evals.results import check_results_path, claim, latest_by_id, merge, read_results
+from longvid.models.request import AskOptions
 from longvid.progress import bar
 
 
@@ -51,41 +52,82 @@ def device_for(device: str, shard: Shard) -> str:
     return device
 
 
-def model_answerer(llm, **ask_options) -> Callable[[Path, str], tuple[str, dict]]:
-    """``ask(video, prompt)`` for ``run_eval`` over a ``VideoLLM``: its answer, and the
-    frames and visual tokens it used for the results line."""
+class Answerer:
+    """What ``run_eval`` asks: ``ask(video, prompt) -> (response, extra line fields)``;
+    ``ask_many`` for several prompts about one video (default: one by one); ``load(video)``
+    the video's frames decoded ahead in a thread when ``decodes_ahead``."""
 
-    def line(answer) -> tuple[str, dict]:
+    decodes_ahead = False
+
+    def ask(self, video, prompt: str) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
+        return [self.ask(video, p) for p in prompts]
+
+    def load(self, video: Path):
+        return None
+
+    def __call__(self, video, prompt: str) -> tuple[str, dict]:
+        return self.ask(video, prompt)
+
+
+class FunctionAnswerer(Answerer):
+    """A plain ``ask(video, prompt)`` function as an ``Answerer``."""
+
+    def __init__(self, fn: Callable[[Path, str], tuple[str, dict]]) -> None:
+        self.fn = fn
+
+    def ask(self, video, prompt: str) -> tuple[str, dict]:
+        return self.fn(video, prompt)
+
+
+def as_answerer(ask: Answerer | Callable[[Path, str], tuple[str, dict]]) -> Answerer:
+    return ask if isinstance(ask, Answerer) else FunctionAnswerer(ask)
+
+
+class ModelAnswerer(Answerer):
+    """A ``VideoLLM`` under one ``AskOptions``: several questions about one video get one
+    encoding and one shared prefill; the next video is decoded ahead (``decode_ahead``)."""
+
+    def __init__(self, llm, options: AskOptions | None = None, decode_ahead: bool = True) -> None:
+        self.llm, self.decodes_ahead = llm, decode_ahead
+        self.options = AskOptions.build(options, max_new_tokens=ANSWER_TOKENS)
+
+    @staticmethod
+    def _line(answer) -> tuple[str, dict]:
         r = answer.report
         return answer.text, {"frames": r.frames, "visual_tokens": r.visual_tokens,
                              "shared_prefix_tokens": r.shared_prefix_tokens}  # fmt: skip
 
-    def ask(video: Path, prompt: str) -> tuple[str, dict]:
-        return line(llm.ask(video, prompt, max_new_tokens=ANSWER_TOKENS, **ask_options))
+    def ask(self, video, prompt: str) -> tuple[str, dict]:
+        return self._line(self.llm.ask(video, prompt, self.options))
 
-    def many(video: Path, prompts: list[str]) -> list[tuple[str, dict]]:
-        """Several questions about one video: one encoding, one shared prefill."""
-        return [line(a) for a in llm.ask(video, prompts, max_new_tokens=ANSWER_TOKENS, **ask_options)]
+    def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
+        return [self._line(a) for a in self.llm.ask(video, prompts, self.options)]
 
-    def load(video: Path):
+    def load(self, video: Path):
         """The video's frames as ``ask`` would read them (for decoding ahead, in a thread)."""
         from longvid.video import FrameReader
 
         reader = FrameReader(video)
-        size = llm.adapter.frame_size(reader.info.width, reader.info.height, not ask_options.get("fast_resize"))
-        return reader.sample(n=ask_options.get("frames") or llm.trained_frames, size=size)
-
-    ask.many = many
-    ask.load = load
-    return ask
+        size = self.llm.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)
+        return reader.sample(n=self.options.frames or self.llm.trained_frames, size=size)
 
 
-def run_identity(bench: str, data: str | Path, model: str, options: dict) -> dict:
+def model_answerer(llm, options: AskOptions | dict | None = None, **fields) -> ModelAnswerer:
+    """``run_eval``'s answerer over a ``VideoLLM`` (options as for ``VideoLLM.ask``)."""
+    return ModelAnswerer(llm, AskOptions.build(options, **fields))
+
+
+def run_identity(bench: str, data: str | Path, model: str, options: AskOptions | dict) -> dict:
     """What produces a run's answers: benchmark, data folder, model, the options that change
-    an answer, and longvid's version (a results file is tied to it: ``results.claim``)."""
+    an answer (``AskOptions.identity``), and longvid's version (a results file is tied to it:
+    ``results.claim``)."""
     from importlib.metadata import version
 
-    return {"benchmark": bench, "data": str(Path(data).resolve()), "model": str(model), **options,
+    fields = options.identity() if isinstance(options, AskOptions) else dict(options)
+    return {"benchmark": bench, "data": str(Path(data).resolve()), "model": str(model), **fields,
             "longvid": version("longvid")}  # fmt: skip
 
 
@@ -111,13 +153,14 @@ def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: 
     return _graded(item, response, extra, time.perf_counter() - t0)
 
 
-def answer_group(ask, bench: str, group: list[Item], video=None) -> list[dict]:
-    """The items of one video: together through ``ask.many`` when the answerer has it (one
-    encoding and one shared prefill), else one by one. Seconds are shared out evenly."""
-    if len(group) == 1 or not hasattr(ask, "many"):
+def answer_group(ask: Answerer, bench: str, group: list[Item], video=None) -> list[dict]:
+    """The items of one video, together through ``ask.ask_many`` (for a model: one encoding
+    and one shared prefill). Seconds are shared out evenly."""
+    ask = as_answerer(ask)
+    if len(group) == 1:
         return [answer_item(ask, bench, item, video) for item in group]
     t0 = time.perf_counter()
-    answered = ask.many(group[0].video if video is None else video, [build_prompt(bench, item) for item in group])
+    answered = ask.ask_many(group[0].video if video is None else video, [build_prompt(bench, item) for item in group])
     seconds = (time.perf_counter() - t0) / len(group)
     return [_graded(item, response, extra, seconds) for item, (response, extra) in zip(group, answered, strict=True)]
 
@@ -167,7 +210,7 @@ def run_eval(
     bench: str,
     data: str | Path,
     out: str | Path,
-    ask: Callable[[Path, str], tuple[str, dict]],
+    ask: Answerer | Callable[[Path, str], tuple[str, dict]],
     limit: int | None = None,
     shard: Shard | None = None,
     progress: bool = True,
@@ -176,7 +219,8 @@ def run_eval(
 ) -> dict | None:
     """Run (or continue) a benchmark; returns the summary (on rank 0; None elsewhere).
 
-    ``ask(video, prompt) -> (response text, extra fields for the line)``. An item that fails
+    ``ask``: an ``Answerer``, or a function ``ask(video, prompt) -> (response text, extra
+    fields for the line)``. An item that fails
     (its video cannot be read, the request is refused) is recorded with its error, never
     scored, and asked again when the run is continued (``on_error="raise"`` stops instead).
     ``identity``: the settings that produce the answers (``results.claim``); a results file
@@ -203,7 +247,8 @@ def run_eval(
     correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     groups = _by_video(todo)
-    ahead = _Prefetch(getattr(ask, "load", None), [g[0].video for g in groups])
+    ask = as_answerer(ask)
+    ahead = _Prefetch(ask.load if ask.decodes_ahead else None, [g[0].video for g in groups])
     with path.open("a", encoding="utf-8") as f, ahead:
         n = 0
         for k, group in enumerate(groups):

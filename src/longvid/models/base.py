@@ -25,19 +25,19 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
-from longvid.extend.kvcache import BlockKVCache, cache_bytes, kv_backend
+from longvid.extend.kvcache import BlockKVCache
 from longvid.extend.pooling import DEFAULT_ANCHORS, Schedule
 from longvid.extend.reduce import Reducer
-from longvid.memory import PeakMemory
 from longvid.models import encoding, generation
 from longvid.models.adapter import FamilyAdapter
 from longvid.models.budget import Estimate, estimate, geometry_of, guard
 from longvid.models.encoding import Video
 from longvid.models.generation import Layout
+from longvid.models.request import AskOptions, check_question
 from longvid.models.results import Answer, Report, VisualTokens
 from longvid.models.session import VideoSession
 from longvid.progress import Progress
-from longvid.video import Frames, probe
+from longvid.video import Frames
 
 __all__ = ["Answer", "Layout", "Report", "VideoLLM", "VisualTokens"]
 
@@ -63,12 +63,6 @@ class VideoLLM:
         if self._visual_window is not None:
             return self._visual_window
         return self.adapter.visual_window(grid)
-
-    def chat(self, video: Video, **options) -> VideoSession:
-        """A conversation about ``video``: encoded (and its shared prefix prefilled) once, then
-        ``session.ask(question)`` as often as wanted, follow-ups carrying the earlier turns
-        (options: frames, extend, pooling, reduce, keep, kv_bits, visual_window, ...)."""
-        return VideoSession(self, video, **options)
 
     def schedule(
         self,
@@ -191,186 +185,71 @@ class VideoLLM:
     # ------------------------------------------------------------ public
 
     def check_fits(self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16) -> None:
-        """Refuse a request that cannot fit in free memory (``budget.guard``), estimating the
-        frames the video has, with the alternatives that would fit."""
+        """Refuse a request that cannot fit in free memory (``budget.guard``: a
+        ``DoesNotFitError``), estimating the frames the video has, with the option values
+        that would fit instead."""
         grid = self.video_grid(video)
-        available = len(video) if isinstance(video, np.ndarray | Frames) else probe(video).frame_count
-        planned = min(frames, available)  # the reader clamps to what the video has: so does the estimate
+        planned = min(frames, encoding.frames_available(video))  # the reader clamps: so does the estimate
 
         def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
             return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer)
 
-        def alternatives(free: int) -> dict[str, Estimate]:  # what each option would need instead
-            alt = {}
+        def alternatives(free: int) -> list[tuple[dict, Estimate]]:  # what each option would need instead
+            alt = []
             if schedule.kind != "progressive" and reducer is None:
-                alt["--pooling progressive"] = estimate_with(schedule=self.schedule("progressive"))
+                alt.append(({"pooling": "progressive"}, estimate_with(schedule=self.schedule("progressive"))))
             if kv_bits > 4:
-                alt["--kv-bits 4"] = estimate_with(kv_bits=4)
+                alt.append(({"kv_bits": 4}, estimate_with(kv_bits=4)))
             fewer = planned // 2
             while fewer > 1 and estimate_with(frames=fewer).beyond_weights > free:
                 fewer //= 2  # the largest halving that fits
             if fewer >= 1:
-                alt[f"--frames {fewer}"] = estimate_with(frames=fewer)
+                alt.append(({"frames": fewer}, estimate_with(frames=fewer)))
             return alt
 
         guard(estimate_with(), self.adapter.device, alternatives)
+
+    def chat(
+        self, video: Video, options: AskOptions | dict | None = None, *, progress: Progress = False, **fields
+    ) -> VideoSession:
+        """A conversation about ``video``: encoded (and its shared prefix prefilled) once, then
+        ``session.ask(question)`` as often as wanted, follow-ups carrying the earlier turns.
+        Options as for ``ask`` (an ``AskOptions``, a mapping, or its fields as keywords)."""
+        return VideoSession(self, video, AskOptions.build(options, **fields), progress=progress)
 
     def ask(
         self,
         video: Video,
         question: str | list[str],
+        options: AskOptions | dict | None = None,
         *,
-        frames: int | None = None,
-        extend: str = "none",
-        pooling: str | Schedule | None = "uniform",
-        group: int = 4,
-        high: int | None = None,
-        low: int | None = None,
-        anchors: str | None = None,
-        reduce: str = "none",
-        keep: float = 0.25,
-        visual_window: int | None = None,
-        kv_bits: int = 16,
-        rearrange: str = "none",
-        max_new_tokens: int = 32,
-        chunk_frames: int = 16,
-        prefill_chunk: int | None = None,
         progress: Progress = False,
-        fast_resize: bool = False,
+        **fields,
     ) -> Answer | list[Answer]:
         """Answer ``question`` about ``video`` (a path, sampled ``Frames`` or a uint8 array).
         Several questions (a list) get one answer each from one encoding of the video and, where
         the template puts the video before the question, one prefill of what they share.
 
-        ``frames``: how many to sample uniformly (default: as many as the checkpoint was
-        trained with, ``trained_frames``).
-
-        ``extend``: none | linear | ntk | dynamic | yarn | visual-yarn | visual-pi.
-        ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
-        strides ``high``/``low``, ``anchors`` change (default: the frame that differs most
-        from the previous anchor) | fixed (the group's first; the default with ``rearrange``).
-        ``reduce``: none | uniqueness | merge: keep ``keep`` of the family's own (uniform)
-        visual tokens, chosen by content (``longvid.extend.reduce``).
-        ``kv_bits``: 16 (unquantized) | 8 | 4 | 2 (group-wise quantized KV cache).
-        ``rearrange``: none | interleave | chunks (INTP: encode subsequences of the trained
-        frame count, put back in frame order).
-        ``fast_resize``: resize in the decoder (faster on large videos; not the official
-        processor's pixels, docs/models.md).
+        The options are an ``AskOptions`` (``longvid.models.request``: every field, its default
+        and its check), a mapping, or its fields as keywords (they override ``options``):
+        ``frames`` (default: as many as the checkpoint was trained with), ``extend`` (none |
+        linear | ntk | dynamic | yarn | visual-yarn | visual-pi), ``visual_window``,
+        ``pooling`` (uniform | progressive, with ``group``, ``high``, ``low``, ``anchors``),
+        ``reduce`` (none | uniqueness | merge, with ``keep``), ``kv_bits`` (16 | 8 | 4 | 2),
+        ``rearrange`` (none | interleave | chunks), ``max_new_tokens``, ``chunk_frames``,
+        ``prefill_chunk``, ``fast_resize``.
         """
-        if max_new_tokens < 1:
-            raise InvalidRequestError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
-        questions = [question] if isinstance(question, str) else list(question)
-        if not questions or not all(isinstance(q, str) for q in questions):
+        opts = AskOptions.build(options, **fields)
+        single = not isinstance(question, list | tuple)
+        questions = [question] if single else list(question)
+        if not questions:
             raise InvalidRequestError("ask needs a question, or a list of questions")
-        kv_backend(kv_bits)  # an unknown width fails here, before any decoding
-        if anchors is None:  # change anchors need frames in order, which rearrangement breaks
-            anchors = "fixed" if rearrange != "none" else DEFAULT_ANCHORS
-        schedule = self.schedule(pooling, group, high, low, anchors)
-        reducer = None if reduce == "none" else Reducer(reduce, keep)
-        if frames is None:
-            frames = len(video) if isinstance(video, np.ndarray | Frames) else self.trained_frames
-        if frames < 1:
-            raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
-        self.check_fits(video, frames, schedule, reducer, kv_bits, prefill_chunk, chunk_frames)
-        timings: dict[str, float] = {}
-        with PeakMemory(self.adapter.device) as mem:
-            t0 = time.perf_counter()
-            visual = self.encode_video(
-                video,
-                frames,
-                schedule,
-                chunk_frames,
-                progress,
-                timings,
-                rearrange=rearrange,
-                fast_resize=fast_resize,
-                reducer=reducer,
-            )
-            n_visual, tokens_per_frame = visual.count, visual.tokens_per_frame(self.adapter.frames_per_step)
-            answered = self._answer_all(
-                questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens, progress, timings
-            )
-        timings["total"] = time.perf_counter() - t0
-        common = dict(schedule=schedule, reducer=reducer, extend=extend, rearrange=rearrange, kv_bits=kv_bits,
-                      peak=mem.peak, n_visual=n_visual, tokens_per_frame=tokens_per_frame)  # fmt: skip
-        answers = [
-            self._answer(visual, layout, tokens, held, shared, {**timings, **seconds}, **common)
-            for layout, tokens, held, shared, seconds in answered
-        ]
-        return answers[0] if isinstance(question, str) else answers
-
-    def _answer_all(self, questions, visual, extend, visual_window, kv_bits, prefill_chunk, max_new_tokens,
-                    progress, timings) -> list[tuple[Layout, list[int], int, int, dict]]:  # fmt: skip
-        """(layout, tokens, KV bytes, shared prefix tokens, seconds) per question. Several
-        questions share one prefill of the text before the video and the video when the
-        template and the extension allow it (``generation.lay_out_shared``): the cache is
-        snapshotted there and each question continues from it; otherwise each question is
-        prefilled whole (the video is still encoded once)."""
-        shared = None
-        if len(questions) > 1:
-            shared = generation.lay_out_shared(
-                self.adapter, questions, visual, extend, visual_window or self.visual_window(visual.native_grid)
-            )
-        out = []
-        if shared is None:
-            for k, question in enumerate(questions):
-                last = k == len(questions) - 1  # the last question may take the visual blocks
-                layout = self.layout(question, visual, extend, visual_window, consume=last)
-                t1 = time.perf_counter()
-                logits, cache = self.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits, progress=progress)
-                t2 = time.perf_counter()
-                if callable(progress):
-                    progress("generate", 0, max_new_tokens)
-                tokens = self.decode(logits, cache, layout, max_new_tokens)
-                seconds = {"prefill": t2 - t1, "generate": time.perf_counter() - t2}
-                out.append((layout, tokens, cache_bytes(cache), 0, seconds))
-                del cache
-            return out
-        prefix, rests = shared
-        t1 = time.perf_counter()
-        _, cache = self.prefill(prefix, chunk=prefill_chunk, kv_bits=kv_bits, progress=progress)
-        timings["prefill_shared"] = time.perf_counter() - t1
-        snapshot = cache.snapshot()
-        for rest in rests:
-            t2 = time.perf_counter()
-            logits, _ = self.prefill(rest, chunk=prefill_chunk, kv_bits=kv_bits, cache=cache)
-            t3 = time.perf_counter()
-            whole = generation.joined(prefix, rest)
-            tokens = self.decode(logits, cache, whole, max_new_tokens)
-            seconds = {"prefill": t3 - t2, "generate": time.perf_counter() - t3}
-            out.append((whole, tokens, cache_bytes(cache), prefix.length, seconds))
-            cache.restore(snapshot)
-        return out
-
-    def _answer(self, visual, layout, tokens, held, shared, seconds, *, schedule, reducer, extend, rearrange,
-                kv_bits, peak, n_visual, tokens_per_frame) -> Answer:  # fmt: skip
-        """An answer and its report."""
-        fr = visual.frames
-        report = Report(
-            model=self.adapter.name,
-            family=self.family,
-            frames=len(fr),
-            frame_indices=[int(i) for i in fr.indices],
-            timestamps=[round(float(t), 3) for t in fr.timestamps],
-            visual_tokens_before_pooling=visual.tokens_before_pooling,
-            visual_tokens=n_visual,
-            tokens_per_frame=tokens_per_frame,
-            prompt_tokens=layout.length,
-            visual_window=layout.visual_window,
-            language_window=self.adapter.language_window(),
-            extend=extend,
-            scale=round(layout.plan.scale, 4),
-            pooling=schedule.describe(),
-            reduce="none" if reducer is None else reducer.describe(),
-            rearrange=rearrange,
-            kv_bits=kv_bits,
-            kv_backend=kv_backend(kv_bits),
-            kv_cache_bytes=held,
-            peak_memory_bytes=peak,
-            memory_device=str(self.adapter.device),
-            seconds={k: round(v, 4) for k, v in seconds.items()},
-            generated_tokens=len(tokens),
-            shared_prefix_tokens=shared,
-        )
-        text = self.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return Answer(text=text, report=report, token_ids=tokens)
+        for q in questions:
+            check_question(q)
+        t0 = time.perf_counter()
+        session = VideoSession(self, video, opts, progress=progress, keep_video=False)
+        answers = session.answer(questions)
+        total = time.perf_counter() - t0
+        for a in answers:
+            a.report.seconds["total"] = round(total, 4)
+        return answers[0] if single else answers

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from longvid.errors import InvalidRequestError
+from longvid.errors import DoesNotFitError
 from longvid.extend.kvcache import kv_bytes
 
 
@@ -144,20 +144,16 @@ def available_bytes(device: str | torch.device) -> int:
     return psutil.virtual_memory().available
 
 
-def guard(need: Estimate, device: str | torch.device, alternatives: Callable[[int], dict[str, Estimate]]) -> None:
-    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory.
-    ``alternatives(free bytes)`` maps other options to their estimates; the message names
-    those that would fit, with what each needs (or says that none would)."""
+def guard(
+    need: Estimate, device: str | torch.device, alternatives: Callable[[int], list[tuple[dict, Estimate]]]
+) -> None:
+    """Refuse a request whose estimate (beyond weights already loaded) exceeds free memory
+    with a ``DoesNotFitError``. ``alternatives(free bytes)`` lists other option values
+    ({option: value}) with their estimates; the error carries those that would fit, as data."""
     free = available_bytes(device)
     request = need.beyond_weights
     if request <= free:
         return
-    gib = 2**30
-    fits = {option: alt for option, alt in alternatives(free).items() if alt.beyond_weights <= free}
-    tips = [f"{option} ({alt.beyond_weights / gib:.2g} GiB)" for option, alt in fits.items()]
-    advice = "try " + ", ".join(tips) if tips else "no smaller setting longvid knows would fit"
-    raise InvalidRequestError(
-        f"this request needs about {request / gib:.1f} GiB beyond the weights (KV cache "
-        f"{need.kv_cache / gib:.1f}, prefill {need.prefill / gib:.1f}, vision {need.vision / gib:.1f}) but only "
-        f"{free / gib:.1f} GiB is free on {torch.device(device).type}; {advice}"
-    )
+    fits = [(options, alt.beyond_weights) for options, alt in alternatives(free) if alt.beyond_weights <= free]
+    parts = {"KV cache": need.kv_cache, "prefill": need.prefill, "vision": need.vision}
+    raise DoesNotFitError(request, free, torch.device(device).type, parts, fits)

@@ -23,6 +23,33 @@ from longvid.video import FrameReader, Frames, probe
 Video = str | Path | Frames | np.ndarray
 
 
+def as_source(video: Video) -> Path | Frames:
+    """The one reading of a video argument: a file (str or Path), or frames already decoded
+    (``Frames``, or a uint8 array (N, H, W, 3) RGB). Anything else is refused in one line."""
+    if isinstance(video, Frames):
+        return video
+    if isinstance(video, np.ndarray):
+        if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3 or len(video) == 0:
+            raise InvalidRequestError(
+                f"frames must be a uint8 array (N, H, W, 3) RGB with N >= 1 (got {video.dtype} {tuple(video.shape)})"
+            )
+        return Frames.from_array(video)
+    if isinstance(video, str | Path) and str(video):
+        return Path(video)
+    raise InvalidRequestError(f"a video is a file path, Frames or a uint8 array (got {type(video).__name__})")
+
+
+def is_decoded(video: Video) -> bool:
+    """Frames given (all of them are used), rather than a file to sample."""
+    return isinstance(as_source(video), Frames)
+
+
+def frames_available(video: Video) -> int:
+    """Frames the video has (a file is probed, not decoded)."""
+    source = as_source(video)
+    return len(source) if isinstance(source, Frames) else probe(source).frame_count
+
+
 def schedule_for(
     pooling: str | Schedule | None,
     adapter: FamilyAdapter,
@@ -53,22 +80,22 @@ def chunk_size(adapter: FamilyAdapter, schedule: Schedule, chunk_frames: int) ->
 def video_grid(adapter: FamilyAdapter, video: Video) -> tuple[int, int]:
     """(h, w) tokens of one temporal step of ``video`` before pooling, from its size alone
     (a file is probed, not decoded)."""
-    if isinstance(video, Frames | np.ndarray):
-        arr = video.array if isinstance(video, Frames) else video
-        return adapter.native_grid(int(arr.shape[2]), int(arr.shape[1]))
-    info = probe(video)
+    source = as_source(video)
+    if isinstance(source, Frames):
+        return adapter.native_grid(int(source.array.shape[2]), int(source.array.shape[1]))
+    info = probe(source)
     return adapter.native_grid(info.width, info.height)
 
 
 def frame_chunks(adapter: FamilyAdapter, video: Video, frames: int, chunk: int, exact: bool = True) -> Iterator[Frames]:
     """Consecutive chunks of ``frames`` uniformly sampled frames, decoded at the size the
     family's processor starts from (arrays and ``Frames`` are taken whole, in chunks)."""
-    if isinstance(video, Frames | np.ndarray):
-        given = video if isinstance(video, Frames) else Frames.from_array(video)
-        for i in range(0, len(given), chunk):
-            yield given.slice(slice(i, i + chunk))
+    source = as_source(video)
+    if isinstance(source, Frames):
+        for i in range(0, len(source), chunk):
+            yield source.slice(slice(i, i + chunk))
         return
-    reader = FrameReader(video)
+    reader = FrameReader(source)
     size = adapter.frame_size(reader.info.width, reader.info.height, exact)
     yield from reader.iter_chunks(n=frames, chunk=chunk, size=size, threads=None)
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from longvid.errors import InvalidRequestError
-from longvid.extend.kvcache import DEFAULT_BLOCK, BlockKVCache, attend_blockwise, kv_backend, make_cache
+from longvid.extend.blockwise import attend_blockwise
+from longvid.extend.kvcache import DEFAULT_BLOCK, BlockKVCache, kv_backend, make_cache
 from longvid.extend.positions import (
     Span,
     TextSpan,

@@ -12,6 +12,7 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.models.adapter import FamilyAdapter
+from longvid.models.encoding import as_source
 from longvid.models.registry import read_adapter
 from longvid.video import FrameReader, Frames
 
@@ -19,11 +20,10 @@ from longvid.video import FrameReader, Frames
 def sample_for(adapter: FamilyAdapter, video: str | Path | Frames | np.ndarray, frames: int, exact: bool = True):
     """(uint8 frames, seconds of video or None): ``frames`` spread first-to-last over a file
     (sized for the decoder when ``exact`` is False), or the frames given."""
-    if isinstance(video, Frames):
-        return video.array, video.duration
-    if isinstance(video, np.ndarray):
-        return video, None
-    reader = FrameReader(video)
+    source = as_source(video)
+    if isinstance(source, Frames):
+        return source.array, source.duration
+    reader = FrameReader(source)
     size = adapter.frame_size(reader.info.width, reader.info.height, exact)
     got = reader.sample(n=frames, size=size)
     return got.array, got.duration

@@ -20,6 +20,7 @@ from longvid.memory import PeakMemory
 from longvid.models.base import VideoLLM
 from longvid.models.budget import estimate
 from longvid.models.registry import REFERENCE_7B
+from longvid.models.request import AskOptions
 
 MIB = 2**20
 
@@ -45,19 +46,18 @@ def profile(
     llm: VideoLLM,
     video,
     frames: list[int],
+    options: AskOptions | dict | None = None,
     *,
-    pooling: str = "uniform",
-    reduce: str = "none",
-    keep: float = 0.25,
-    kv_bits: int = 16,
-    extend: str = "none",
-    prefill_chunk: int | None = None,
     question: str = "what colour is the shape with the marker ?",
+    **fields,
 ) -> list[ProfileRow]:
+    """One row per frame count, under ``options`` (as for ``VideoLLM.ask``)."""
+    o = AskOptions.build(options, **fields)
+    kv_bits, extend, prefill_chunk = o.kv_bits, o.extend, o.prefill_chunk
     ad = llm.adapter
     weights = sum(p.numel() * p.element_size() for p in ad.model.parameters())
-    schedule = llm.schedule(pooling)
-    reducer = None if reduce == "none" else Reducer(reduce, keep)
+    schedule = llm.schedule(o.pooling, o.group, o.high, o.low, o.anchor_mode)
+    reducer = None if o.reduce == "none" else Reducer(o.reduce, o.keep)
     # one unrecorded run first: imports, allocator and decoder
     # warm-up would otherwise land in the first row
     warm = llm.encode_video(video, min(frames), schedule, reducer=reducer)

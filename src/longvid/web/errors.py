@@ -3,7 +3,7 @@ the client's bad input (400); anything else is the server's fault (500)."""
 
 from __future__ import annotations
 
-from longvid.errors import LongvidError
+from longvid.errors import DoesNotFitError, LongvidError
 
 
 class HTTPError(LongvidError):
@@ -30,3 +30,8 @@ class PayloadTooLarge(HTTPError):
 
 def status_of(error: LongvidError) -> int:
     return error.status if isinstance(error, HTTPError) else 400
+
+
+def message_of(error: LongvidError) -> str:
+    """The one line the client sees (advice carried as data is spelled as the page's fields)."""
+    return error.render("web") if isinstance(error, DoesNotFitError) else str(error)

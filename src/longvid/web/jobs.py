@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from longvid.errors import LongvidError
+from longvid.models.request import AskOptions
+from longvid.web.errors import message_of
 
 log = logging.getLogger("longvid.serve")
 MAX_JOBS_KEPT = 64
@@ -25,7 +27,7 @@ STRIP_HEIGHT = 72  # px of each frame in the strip
 class Job:
     id: str
     question: str
-    options: dict
+    options: AskOptions
     video: Path
     delete_after: bool
     filename: str
@@ -94,7 +96,7 @@ class Worker:
             try:
                 self._run(job)
             except LongvidError as e:  # bad input: the message is for the user
-                job.error, job.status = job.hide_path(str(e)), "error"
+                job.error, job.status = job.hide_path(message_of(e)), "error"
             except Exception as e:  # a failure of one request never stops the server
                 log.exception("job %s failed", job.id)
                 job.error, job.status = job.hide_path(f"internal error: {type(e).__name__}: {e}"), "error"
@@ -123,7 +125,7 @@ class Worker:
                 talk.update(job=job.id, time=time.time())
             else:
                 self.conversation = None  # free the previous video's cache first
-                session = self.llm.chat(job.video, progress=progress, **job.options)
+                session = self.llm.chat(job.video, job.options, progress=progress)
                 answer = session.ask(job.question)
                 r = answer.report
                 job.stage = "frame strip"

@@ -10,9 +10,10 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 
-from longvid.errors import LongvidError
+from longvid.errors import InvalidRequestError, LongvidError
 from longvid.extend.modes import EXTEND_MODES, KV_BITS, POOLING_MODES, REDUCE_MODES
-from longvid.web.errors import BadRequest, Gone, NotFound, PayloadTooLarge, status_of
+from longvid.models.request import AskOptions
+from longvid.web.errors import BadRequest, Gone, NotFound, PayloadTooLarge, message_of, status_of
 from longvid.web.jobs import Job, Worker
 from longvid.web.uploads import Uploads
 
@@ -22,56 +23,40 @@ FRAMES_MAX = 2048
 ASK_BODY_MAX = 64 * 1024  # a question and a few options: anything larger is refused while it streams
 
 
-def _int(form: dict, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = form.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number (got {raw!r})") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high} (got {value})")
-    return value
+# what the page may ask, beyond which a request is refused before it queues
+PAGE_OPTIONS = ("frames", "extend", "pooling", "reduce", "keep", "kv_bits")
+BODY_KEYS = ("question", "upload", "sample", "follow_up")
 
 
-def _fraction(form: dict, name: str, default: float) -> float:
-    raw = form.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(str(raw))
-    except ValueError:
-        raise BadRequest(f"{name} must be a number (got {raw!r})") from None
-    if not 0 < value <= 1:
-        raise BadRequest(f"{name} must be in (0, 1] (got {value})")
-    return value
-
-
-def _choice(form: dict, name: str, default: str, choices) -> str:
-    value = str(form.get(name) or default)
-    if value not in [str(c) for c in choices]:
-        raise BadRequest(f"unknown {name} {value!r}; choose from {', '.join(map(str, choices))}")
-    return value
-
-
-def parse_question(form: object) -> tuple[str, dict]:
-    """The question and the ``ask`` options of an /api/ask body, checked."""
+def parse_question(form: object) -> tuple[str, AskOptions]:
+    """The question and the ``ask`` options of an /api/ask body, checked: JSON types as
+    they are (a number is a number, ``sample`` is true or false), unknown keys refused."""
     if not isinstance(form, dict):
         raise BadRequest("send the request as a JSON object")
-    question = str(form.get("question") or "").strip()
-    if not question:
+    unknown = sorted(str(k) for k in form if k not in BODY_KEYS and k not in PAGE_OPTIONS)
+    if unknown:
+        raise BadRequest(f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
+                         f"known: {', '.join(BODY_KEYS + PAGE_OPTIONS)}")  # fmt: skip
+    question = form.get("question")
+    if question is None or (isinstance(question, str) and not question.strip()):
         raise BadRequest("type a question")
+    if not isinstance(question, str):
+        raise BadRequest(f"question must be text (got {type(question).__name__})")
+    question = question.strip()
     if len(question) > QUESTION_MAX:
         raise BadRequest(f"the question is longer than {QUESTION_MAX} characters")
-    options = {
-        "frames": _int(form, "frames", None, 1, FRAMES_MAX),
-        "extend": _choice(form, "extend", "none", EXTEND_MODES),
-        "pooling": _choice(form, "pooling", "uniform", POOLING_MODES),
-        "reduce": _choice(form, "reduce", "none", REDUCE_MODES),
-        "keep": _fraction(form, "keep", 0.25),
-        "kv_bits": int(_choice(form, "kv_bits", "16", KV_BITS)),
-    }
+    for key in ("sample",):
+        if key in form and not isinstance(form[key], bool):
+            raise BadRequest(f"{key} must be true or false (got {form[key]!r})")
+    for key in ("upload", "follow_up"):
+        if form.get(key) is not None and not isinstance(form[key], str):
+            raise BadRequest(f"{key} must be text (got {form[key]!r})")
+    try:
+        options = AskOptions.from_mapping({k: form[k] for k in PAGE_OPTIONS if k in form})
+    except InvalidRequestError as e:
+        raise BadRequest(str(e)) from None
+    if options.frames is not None and options.frames > FRAMES_MAX:
+        raise BadRequest(f"frames must be between 1 and {FRAMES_MAX} (got {options.frames})")
     return question, options
 
 
@@ -89,7 +74,7 @@ async def read_json(request: Request, limit: int) -> object:
 
 
 def error_response(error: LongvidError) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=status_of(error))
+    return JSONResponse({"error": message_of(error)}, status_code=status_of(error))
 
 
 class Api:
@@ -140,8 +125,6 @@ class Api:
             form = await read_json(request, ASK_BODY_MAX)
             question, options = parse_question(form)
             follow_up = form.get("follow_up")
-            if follow_up is not None and not isinstance(follow_up, str):
-                raise BadRequest("follow_up names the job whose conversation continues")
             if follow_up:
                 last = self.worker.jobs.get(follow_up)
                 if last is None:
@@ -151,7 +134,7 @@ class Api:
             elif form.get("upload"):
                 up = self.uploads.take(form["upload"])
                 video, filename, delete_after, found = up.path, up.name, True, up.warnings
-            elif form.get("sample"):
+            elif form.get("sample") is True:
                 video, filename, delete_after, found = self.sample, self.sample.name, False, ()
             else:
                 raise BadRequest("choose a video file to upload, or use the sample")
