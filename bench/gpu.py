@@ -36,9 +36,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "shared" / "hub" / "llava-
 
 
 def build(model_dir: Path, device: str, dtype: torch.dtype, tiny: bool):
-    from longvid.models.checkpoint import read_checkpoint
-    from longvid.models.registry import from_model
-    from longvid.models.tiny import from_real_config
+    from longvid.models.checkpoint.files import read_checkpoint
+    from longvid.models.checkpoint.registry import from_model
+    from longvid.models.checkpoint.tiny import from_real_config
 
     files = read_checkpoint(model_dir)
     files.config._attn_implementation = "sdpa"  # plain transformers as users run it
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     from transformers import DynamicCache
 
-    from longvid.models.generation import forward
+    from longvid.models.inference.generation import forward
     from longvid.testbed.sample import default_sample
 
     llm = build(args.model_dir, args.device, getattr(torch, args.dtype), args.tiny)

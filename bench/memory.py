@@ -40,8 +40,8 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     from longvid.extend.reduce import Reducer
     from longvid.memory import PeakMemory, return_freed_memory_to_os
     from longvid.models import load
-    from longvid.models.budget import estimate, geometry_of
-    from longvid.models.registry import REFERENCE_7B
+    from longvid.models.checkpoint.registry import REFERENCE_7B
+    from longvid.models.inference.budget import estimate, geometry_of
     from longvid.testbed.sample import default_sample
 
     torch.set_num_threads(1)
@@ -92,7 +92,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.frames, args.model)))
         return
-    from longvid.models.tiny import save
+    from longvid.models.checkpoint.tiny import save
 
     results = {}
     with tempfile.TemporaryDirectory() as d:

@@ -30,8 +30,8 @@ def main() -> None:
 
     from longvid.extend import blockwise
     from longvid.models import load
-    from longvid.models.generation import forward
-    from longvid.models.tiny import save
+    from longvid.models.checkpoint.tiny import save
+    from longvid.models.inference.generation import forward
     from longvid.testbed.sample import default_sample
 
     torch.set_num_threads(1)

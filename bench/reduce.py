@@ -28,7 +28,7 @@ def main() -> None:
 
     from longvid.extend.reduce import REDUCERS, Reducer
     from longvid.models import load
-    from longvid.models.tiny import save
+    from longvid.models.checkpoint.tiny import save
     from longvid.testbed.sample import default_sample
     from longvid.video import sample_frames
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from longvid.models.reference import compare, official_frames
-from longvid.models.registry import read_adapter
+from longvid.models.checkpoint.reference import compare, official_frames
+from longvid.models.checkpoint.registry import read_adapter
 from longvid.video import FrameReader
 
 

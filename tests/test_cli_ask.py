@@ -7,7 +7,7 @@ import json
 import pytest
 
 from longvid.extend.rope import EXTEND_MODES
-from longvid.models.tiny import FAMILIES
+from longvid.models.families import FAMILIES
 from tests.support import SAMPLE, run
 
 # every family and every mode through the command line at least once (each pair is covered

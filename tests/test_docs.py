@@ -12,6 +12,7 @@ import pytest
 import typer.main
 
 from longvid.cli import app
+from longvid.models.families import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -131,12 +132,17 @@ def test_every_documented_command_is_run_by_a_test_or_said_to_be_long():
         assert re.search(rf"^def {name}\(", (ROOT / file).read_text(), re.M), f"{path}: {node} does not exist"
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "video_llava"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_models_lists_every_family(capsys, family):
+    """`longvid models`, `longvid tiny --help`, docs/models.md and the README name every
+    family of the table (``longvid.models.families``, read from the family files)."""
     from tests.support import run
 
     code, out, _ = run(capsys, "models")
     assert code == 0 and f"| {family} |" in out
+    code, out, _ = run(capsys, "tiny", "--help")
+    assert code == 0 and family in out
+    assert f"`{family}`" in (ROOT / "docs" / "models.md").read_text(), f"docs/models.md lacks {family}"
 
 
 def test_version(capsys):

@@ -40,7 +40,7 @@ def test_a_quantized_cache_restored_from_its_snapshot_equals_asking_alone(tiny_m
     cross block boundaries (blocks are quantized as they fill), and a question asked after
     another (restored from the snapshot) sees exactly the cache it would see alone."""
     from longvid.extend.kvcache import make_cache
-    from longvid.models import generation
+    from longvid.models.inference import generation
 
     llm = tiny_models[family]
     tc = llm.adapter.text_config
@@ -76,7 +76,7 @@ def test_a_template_that_asks_before_the_video_prefills_each_question(video):
 
 def test_language_window_modes_beyond_their_window_do_not_share(tiny_models, video, monkeypatch):
     # linear's scale is the whole prompt's length over W_l, so it differs with the question
-    from longvid.models import generation
+    from longvid.models.inference import generation
 
     llm = tiny_models["llava_onevision"]
     monkeypatch.setattr(llm.adapter, "language_window", lambda: 64)  # prompts here are ~70-80 tokens
@@ -165,7 +165,7 @@ def test_eval_asks_the_questions_of_one_video_together(tmp_path):
 
 @pytest.mark.parametrize("family", ["llava_onevision", "qwen2_5_vl"])
 def test_a_conversation_reuses_the_video_and_carries_its_turns(tiny_models, video, family, monkeypatch):
-    from longvid.models import generation
+    from longvid.models.inference import generation
 
     llm = tiny_models[family]
     options = dict(frames=8, kv_bits=4, extend="visual-yarn", visual_window=16)

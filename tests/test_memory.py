@@ -10,12 +10,12 @@ from longvid.errors import DoesNotFitError, InvalidRequestError
 from longvid.extend.kvcache import cache_bytes, kv_bytes, make_cache
 from longvid.extend.pooling import uniform
 from longvid.memory import PeakMemory
-from longvid.models import budget as budget_mod
 from longvid.models import load
-from longvid.models.budget import estimate
-from longvid.models.generation import forward
-from longvid.models.registry import REFERENCE_7B
-from longvid.models.tiny import save
+from longvid.models.checkpoint.registry import REFERENCE_7B
+from longvid.models.checkpoint.tiny import save
+from longvid.models.inference import budget as budget_mod
+from longvid.models.inference.budget import estimate
+from longvid.models.inference.generation import forward
 from tests.support import SAMPLE
 
 

@@ -14,9 +14,9 @@ from longvid.errors import InvalidRequestError, ModelLoadError, UnsupportedModel
 from longvid.extend.pooling import pool_grid, progressive, uniform
 from longvid.extend.rope import EXTEND_MODES
 from longvid.models import load
-from longvid.models.base import VideoLLM
-from longvid.models.generation import forward
-from longvid.models.tiny import FAMILIES
+from longvid.models.families import FAMILIES
+from longvid.models.inference.generation import forward
+from longvid.models.inference.llm import VideoLLM
 
 QUESTION = "which shape came first ?"
 
@@ -159,7 +159,7 @@ def test_bad_requests(tiny_models, video, tmp_path):
     LlamaConfig(hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32).save_pretrained(
         folder
     )
-    supported = "llava_next_video, llava_onevision, qwen2_5_vl, qwen2_vl, video_llava"
+    supported = ", ".join(sorted(FAMILIES))
     with pytest.raises(UnsupportedModelError, match=rf"'llama' is not supported; supported: {supported}$"):
         load(folder)
     with pytest.raises(ModelLoadError, match="no such model folder"):

@@ -83,7 +83,7 @@ def test_wilson_interval():
 @pytest.fixture(scope="module")
 def tiny_llm(tmp_path_factory):
     from longvid.models import load
-    from longvid.models.tiny import save
+    from longvid.models.checkpoint.tiny import save
 
     return load(save("llava_onevision", tmp_path_factory.mktemp("p") / "ov", grid=8, patch=4))
 
@@ -153,7 +153,7 @@ def test_probes_run_on_every_family_in_both_modes_with_depths(tiny_models, famil
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "video_llava"])
 def test_the_needle_moves_by_whole_steps_and_keeps_the_haystack(tiny_models, family):
-    from longvid.models.encoding import step_count, swap_steps, take_steps
+    from longvid.models.inference.encoding import step_count, swap_steps, take_steps
 
     llm = tiny_models[family]
     item = make_item("needle", 3, 8, depth=0.0)

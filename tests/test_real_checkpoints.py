@@ -21,14 +21,15 @@ import torch
 
 import longvid
 from longvid.models import from_model
-from longvid.models.checkpoint import read_checkpoint
-from longvid.models.reference import compare, official_frames, unpatchify
-from longvid.models.registry import adapter_class
-from longvid.models.tiny import from_real_config
+from longvid.models.checkpoint.files import read_checkpoint
+from longvid.models.checkpoint.reference import compare, official_frames, unpatchify
+from longvid.models.checkpoint.registry import adapter_class
+from longvid.models.checkpoint.tiny import from_real_config
+from longvid.models.families import FAMILIES
 from longvid.video import probe, sample_frames
 
 QUESTION = "What happens in this video?"
-FAMILIES = ["llava_onevision", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "video_llava"]
+FAMILIES = list(FAMILIES)  # every family: each has its released checkpoint's files in the hub folder
 DOCUMENTED_VIDEO_LLAVA = "USER: <video>\n{question} ASSISTANT:"
 
 

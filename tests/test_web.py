@@ -117,7 +117,7 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
     r = client.post("/api/ask", json={"sample": True, "question": "q", "kv_bits": 3})
     assert r.status_code == 400 and "choose from" in r.json()["error"]
     # a request that fails inside the model (the memory guard refuses it) is a job error...
-    from longvid.models import budget
+    from longvid.models.inference import budget
 
     monkeypatch.setattr(budget, "available_bytes", lambda device: 2**20)
     job = client.post("/api/ask", json={"sample": True, "question": "q", "frames": 64})

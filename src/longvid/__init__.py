@@ -14,7 +14,7 @@ def load(model=None, **kwargs):
 
 def prepare(model, video, question, **kwargs):
     """A checkpoint's model inputs for ``video`` and ``question``, as its official processor
-    returns them, from its small files alone; see ``longvid.models.prepare.prepare``."""
-    from longvid.models.prepare import prepare as _prepare
+    returns them, from its small files alone; see ``longvid.models.checkpoint.prepare.prepare``."""
+    from longvid.models.checkpoint.prepare import prepare as _prepare
 
     return _prepare(model, video, question, **kwargs)

@@ -8,6 +8,7 @@ from pathlib import Path
 from longvid.errors import ModelLoadError
 
 TESTBED_WEIGHTS = Path(__file__).resolve().parent / "testbed" / "weights"
+SAMPLE_VIDEO = Path(__file__).resolve().parent / "data" / "sample.mp4"  # the two-minute sample video
 
 
 def default_model_path() -> Path:

@@ -54,7 +54,7 @@ KEEP_HELP = "With --reduce: the fraction of the family's own visual tokens kept.
 
 def default(name: str) -> str:
     """'(default: X)' for a help text, from ``AskOptions`` (the one place defaults live)."""
-    from longvid.models.request import AskOptions
+    from longvid.models.inference.request import AskOptions
 
     return f"(default: {getattr(AskOptions(), name)})"
 

@@ -24,7 +24,7 @@ from longvid.cli.common import (
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.evals.benchmarks import BENCHMARKS
 from longvid.extend.modes import EXTEND_MODES, POOLING_MODES, REDUCE_MODES, choices
-from longvid.models.request import AskOptions
+from longvid.models.inference.request import AskOptions
 from longvid.probes.tasks import FORMS, TASKS
 
 MODEL_HELP = "Checkpoint (default: the bundled testbed)."
@@ -104,8 +104,8 @@ def profile(
     beside the analytic figure for the 7B model of the same family."""
     from longvid.memory import return_freed_memory_to_os
     from longvid.models import load
-    from longvid.models.profile import plot, table
-    from longvid.models.profile import profile as run_profile
+    from longvid.models.inference.profile import plot, table
+    from longvid.models.inference.profile import profile as run_profile
     from longvid.testbed.sample import default_sample
 
     options = AskOptions.from_mapping(dict(pooling=pooling, reduce=reduce, keep=keep, kv_bits=kv_bits, extend=extend,

@@ -24,7 +24,7 @@ from longvid.cli.common import (
 )
 from longvid.errors import InvalidRequestError
 from longvid.models.families import FAMILIES
-from longvid.models.request import AskOptions, check_question
+from longvid.models.inference.request import AskOptions, check_question
 
 MODEL_HELP = "Checkpoint folder or hub id (default: the bundled testbed)."
 
@@ -93,8 +93,8 @@ def ask(
     quiet_transformers()
     llm = load(model, device=device, visual_window=visual_window)
     if compare:
-        from longvid.models.compare import compare as compare_settings
-        from longvid.models.compare import table
+        from longvid.models.inference.compare import compare as compare_settings
+        from longvid.models.inference.compare import table
 
         common = {"kv_bits": options.kv_bits, "max_new_tokens": options.max_new_tokens, "fast_resize": fast_resize}
         results = compare_settings(llm, video, questions[0], progress=interactive() and not as_json, **common)
@@ -133,7 +133,7 @@ def ask(
 def models() -> None:
     """The supported model families: config model_type, transformers class, position layout,
     frames per video the released checkpoints were trained with, and the family's own pooling."""
-    from longvid.models.registry import ADAPTERS
+    from longvid.models.checkpoint.registry import ADAPTERS
 
     print("| model_type | transformers class | positions | trained frames | frames per step | pooling op |")
     print("|---|---|---|---:|---:|---|")
@@ -175,7 +175,7 @@ def tiny(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Write a tiny random checkpoint of a supported family (for trying the pipeline offline)."""
-    from longvid.models.tiny import save
+    from longvid.models.checkpoint.tiny import save
 
     quiet_transformers()
     path = save(family, out, grid=grid, hidden=hidden, layers=layers, seed=seed)
@@ -196,7 +196,7 @@ def prepare(
     run them with plain transformers: model.generate(**safetensors.torch.load_file(OUT))."""
     from safetensors.torch import save_file
 
-    from longvid.models.prepare import prepare as prepare_inputs
+    from longvid.models.checkpoint.prepare import prepare as prepare_inputs
 
     quiet_transformers()
     inputs = prepare_inputs(model, video, question, frames=frames, fast_resize=fast_resize)
@@ -214,7 +214,7 @@ def inspect(
 ) -> None:
     """What longvid feeds a checkpoint: family, prompt, tokens per frame, visual window,
     preprocessing, and longvid's pixels against the official processor's."""
-    from longvid.models.describe import SAMPLE, describe
+    from longvid.models.checkpoint.describe import SAMPLE, describe
 
     quiet_transformers()
     report = describe(model, video=video or SAMPLE)

@@ -30,7 +30,7 @@ import warnings
 from typing import Any
 
 from longvid.errors import InvalidRequestError, LongvidError
-from longvid.models.request import AskOptions
+from longvid.models.inference.request import AskOptions
 
 MODEL_ID = "longvid"
 # model_args longvid reads: the checkpoint and its device, and every request option

@@ -22,7 +22,7 @@ from longvid.errors import InvalidRequestError
 from longvid.evals.answers import parse_choice
 from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
 from longvid.evals.results import check_results_path, claim, latest_by_id, merge, read_results
-from longvid.models.request import AskOptions
+from longvid.models.inference.request import AskOptions
 from longvid.progress import bar
 
 

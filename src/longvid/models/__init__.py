@@ -9,17 +9,17 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "FamilyAdapter": "longvid.models.adapter",
-    "PixelBatch": "longvid.models.adapter",
-    "Answer": "longvid.models.results",
-    "Report": "longvid.models.results",
-    "VideoLLM": "longvid.models.base",
-    "ADAPTERS": "longvid.models.registry",
-    "adapter_class": "longvid.models.registry",
-    "from_model": "longvid.models.registry",
-    "load": "longvid.models.registry",
-    "read_adapter": "longvid.models.registry",
-    "supported_model_types": "longvid.models.registry",
+    "FamilyAdapter": "longvid.models.families.adapter",
+    "PixelBatch": "longvid.models.families.adapter",
+    "Answer": "longvid.models.inference.results",
+    "Report": "longvid.models.inference.results",
+    "VideoLLM": "longvid.models.inference.llm",
+    "ADAPTERS": "longvid.models.checkpoint.registry",
+    "adapter_class": "longvid.models.checkpoint.registry",
+    "from_model": "longvid.models.checkpoint.registry",
+    "load": "longvid.models.checkpoint.registry",
+    "read_adapter": "longvid.models.checkpoint.registry",
+    "supported_model_types": "longvid.models.checkpoint.registry",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -28,8 +28,8 @@ from longvid.errors import InvalidRequestError
 from longvid.extend.modes import POOLING_MODES
 from longvid.extend.reduce import REDUCERS, Reducer
 from longvid.memory import PeakMemory
-from longvid.models.base import VideoLLM
-from longvid.models.encoding import swap_steps
+from longvid.models.inference.encoding import swap_steps
+from longvid.models.inference.llm import VideoLLM
 from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
 from longvid.progress import bar
 

@@ -11,7 +11,7 @@ The model is a ``LlavaOnevisionForConditionalGeneration`` (so the adapter and ex
 code that serve a 7B checkpoint run unchanged on it): SigLIP on 32x32 frames with 4x4
 patches (an 8x8 grid per frame, bilinear-pooled to 4x4 = 16 tokens like the 7B's 27 -> 14),
 a 3-layer Qwen2 language model 128 wide, and the word-level tokenizer of
-``longvid.models.tiny``. Its language window is set to 512 positions and its visual window
+``longvid.models.checkpoint.tiny``. Its language window is set to 512 positions and its visual window
 to 16 frames x 16 tokens = 256: what it was trained on.
 
 Training runs the plain transformers forward (the path the exactness tests prove equal to
@@ -94,7 +94,7 @@ class TrainConfig:
 
 
 def build_model(cfg: TrainConfig):
-    from longvid.models.tiny import build
+    from longvid.models.checkpoint.tiny import build
 
     if cfg.init is not None:
         from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
@@ -128,7 +128,7 @@ class Batcher:
     """Token ids, pixels and labels for a batch of probe items of one task/form/length."""
 
     def __init__(self, tokenizer, tokens_per_frame: int, template: str | None = None) -> None:
-        from longvid.models.prompt import chatml, split_prompt
+        from longvid.models.checkpoint.prompt import chatml, split_prompt
 
         self.tok = tokenizer
         self.split = lambda q: split_prompt(tokenizer, q, "<video>", template or chatml("<video>"))
@@ -321,7 +321,7 @@ def save(model, tokenizer, preprocess, out_dir, cfg: TrainConfig, history: list,
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "preprocessor_config.json").write_text(json.dumps(preprocess, indent=1))
-    if cfg.question_first:  # read by longvid.models.registry, so `ask` prompts as training did
+    if cfg.question_first:  # read by longvid.models.checkpoint.registry, so `ask` prompts as training did
         (tmp / "chat_template.jinja").write_text(QUESTION_AROUND_VIDEO)
     card = {
         "what": "longvid testbed: a tiny LLaVA-OneVision trained by longvid on procedural video QA",

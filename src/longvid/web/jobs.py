@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from longvid.errors import LongvidError
-from longvid.models.request import AskOptions
+from longvid.models.inference.request import AskOptions
 from longvid.web.errors import message_of
 
 log = logging.getLogger("longvid.serve")

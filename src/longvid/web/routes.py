@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, JSONResponse
 
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.extend.modes import EXTEND_MODES, KV_BITS, POOLING_MODES, REDUCE_MODES
-from longvid.models.request import AskOptions
+from longvid.models.inference.request import AskOptions
 from longvid.web.errors import BadRequest, Gone, NotFound, PayloadTooLarge, message_of, status_of
 from longvid.web.jobs import Job, Worker
 from longvid.web.uploads import Uploads

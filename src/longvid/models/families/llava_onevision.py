@@ -15,9 +15,9 @@ from typing import ClassVar
 import torch
 
 from longvid.extend.pooling import Schedule, uniform
-from longvid.models.adapter import FamilyAdapter, PixelBatch, select_features
-from longvid.models.budget import Geometry
-from longvid.models.processing import PixelSpec, fixed_spec
+from longvid.models.checkpoint.processing import PixelSpec, fixed_spec
+from longvid.models.families.adapter import FamilyAdapter, PixelBatch, select_features
+from longvid.models.inference.budget import Geometry
 
 
 class LlavaOnevisionAdapter(FamilyAdapter):

@@ -17,10 +17,10 @@ from pathlib import Path
 from longvid.extend.kvcache import cache_bytes
 from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
-from longvid.models.base import VideoLLM
-from longvid.models.budget import estimate
-from longvid.models.registry import REFERENCE_7B
-from longvid.models.request import AskOptions
+from longvid.models.checkpoint.registry import REFERENCE_7B
+from longvid.models.inference.budget import estimate
+from longvid.models.inference.llm import VideoLLM
+from longvid.models.inference.request import AskOptions
 
 MIB = 2**20
 

@@ -27,8 +27,8 @@ from longvid.extend.positions import (
     visual_token_count,
 )
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
-from longvid.models.adapter import FamilyAdapter
-from longvid.models.results import VisualTokens
+from longvid.models.families.adapter import FamilyAdapter
+from longvid.models.inference.results import VisualTokens
 from longvid.progress import Progress, bar
 
 

@@ -17,10 +17,10 @@ from typing import ClassVar
 
 import torch
 
-from longvid.models.adapter import FamilyAdapter, PixelBatch, select_features
-from longvid.models.budget import Geometry
-from longvid.models.llava_next_video import clip_preprocess, clip_vision
-from longvid.models.processing import PixelSpec, shortest_edge_spec
+from longvid.models.checkpoint.processing import PixelSpec, shortest_edge_spec
+from longvid.models.families.adapter import FamilyAdapter, PixelBatch, select_features
+from longvid.models.families.llava_next_video import clip_preprocess, clip_vision
+from longvid.models.inference.budget import Geometry
 
 # the documented prompt (the model card's USER: <video>\n{question} ASSISTANT:), as a template
 USER_ASSISTANT = (

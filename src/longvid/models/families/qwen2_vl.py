@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import torch
 
-from longvid.models.adapter import FamilyAdapter, PixelBatch
-from longvid.models.budget import Geometry
-from longvid.models.processing import CLIP_MEAN, CLIP_STD, PixelSpec, smart_spec
+from longvid.models.checkpoint.processing import CLIP_MEAN, CLIP_STD, PixelSpec, smart_spec
+from longvid.models.families.adapter import FamilyAdapter, PixelBatch
+from longvid.models.inference.budget import Geometry
 
 # Qwen2-7B + 675M ViT; a 448x448 frame pair -> 16x16 merged tokens per 2 frames
 QWEN_7B = Geometry(
@@ -32,6 +32,7 @@ QWEN_7B = Geometry(
 
 class Qwen2VLAdapter(FamilyAdapter):
     model_types = ("qwen2_vl",)
+    tiny_special_tokens = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
     model_classes: ClassVar[dict[str, str]] = {"qwen2_vl": "Qwen2VLForConditionalGeneration"}
     pooling_op = "average"
     frames_per_step = 2
@@ -103,6 +104,12 @@ class Qwen2VLAdapter(FamilyAdapter):
             patch_size=vision["patch"], spatial_merge_size=2, temporal_patch_size=2,
         )  # fmt: skip
         return transformers.Qwen2VLConfig(**qwen_text(ids, text, vision_config))
+
+    @classmethod
+    def shrink_vision(cls, config, vision_hidden: int, hidden: int) -> None:
+        vc = config.vision_config  # embed_dim wide, the merger out to hidden_size
+        vc.depth, vc.num_heads = 2, 2
+        vc.embed_dim, vc.hidden_size = vision_hidden, hidden
 
     @classmethod
     def tiny_preprocess(cls, side: int, patch: int) -> dict:

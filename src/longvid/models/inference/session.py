@@ -19,10 +19,10 @@ import torch
 from longvid.extend.kvcache import cache_bytes, kv_backend
 from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
-from longvid.models import encoding, generation
-from longvid.models.generation import Layout
-from longvid.models.request import AskOptions, check_question
-from longvid.models.results import Answer, Report, VisualTokens
+from longvid.models.inference import encoding, generation
+from longvid.models.inference.generation import Layout
+from longvid.models.inference.request import AskOptions, check_question
+from longvid.models.inference.results import Answer, Report, VisualTokens
 from longvid.progress import Progress
 
 History = tuple[tuple[str, str], ...]

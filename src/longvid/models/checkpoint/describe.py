@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from longvid.models.reference import compare, official_frames
-from longvid.models.registry import read_adapter
+from longvid.bundled import SAMPLE_VIDEO
+from longvid.models.checkpoint.reference import compare, official_frames
+from longvid.models.checkpoint.registry import read_adapter
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.mp4"
+SAMPLE = SAMPLE_VIDEO
 CHECK_FRAMES = 8
 
 

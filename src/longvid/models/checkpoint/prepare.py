@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
-from longvid.models.adapter import FamilyAdapter
-from longvid.models.encoding import as_source
-from longvid.models.registry import read_adapter
+from longvid.models.checkpoint.registry import read_adapter
+from longvid.models.families.adapter import FamilyAdapter
+from longvid.models.inference.encoding import as_source
 from longvid.video import FrameReader, Frames
 
 

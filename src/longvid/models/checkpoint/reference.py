@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from longvid.models.adapter import FamilyAdapter
+from longvid.models.families.adapter import FamilyAdapter
 
 
 def official_frames(adapter: FamilyAdapter, frames: np.ndarray) -> torch.Tensor:

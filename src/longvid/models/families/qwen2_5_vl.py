@@ -16,9 +16,9 @@ from typing import ClassVar
 
 import torch
 
-from longvid.models.adapter import PixelBatch
-from longvid.models.budget import Geometry
-from longvid.models.qwen2_vl import QWEN_7B, Qwen2VLAdapter, qwen_text
+from longvid.models.families.adapter import PixelBatch
+from longvid.models.families.qwen2_vl import QWEN_7B, Qwen2VLAdapter, qwen_text
+from longvid.models.inference.budget import Geometry
 
 ASSUMED_FPS = 2.0  # the Qwen2.5-VL processor's default when a video's rate is unknown
 
@@ -42,6 +42,13 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
     def official_inputs(self, batch: PixelBatch, duration: float | None = None) -> dict[str, torch.Tensor]:
         seconds = torch.tensor([self.seconds_per_step(batch.frames, duration)], dtype=torch.float32)
         return {**super().official_inputs(batch), "second_per_grid_ts": seconds}
+
+    @classmethod
+    def shrink_vision(cls, config, vision_hidden: int, hidden: int) -> None:
+        vc = config.vision_config  # hidden_size wide, the merger out to out_hidden_size
+        vc.depth, vc.num_heads = 2, 2
+        vc.hidden_size, vc.intermediate_size, vc.out_hidden_size = vision_hidden, 2 * vision_hidden, hidden
+        vc.fullatt_block_indexes = [1]
 
     @classmethod
     def tiny_config(cls, model_type: str, ids: dict[str, int], text: dict, vision: dict):

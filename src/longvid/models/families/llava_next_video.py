@@ -18,10 +18,10 @@ import torch
 
 from longvid.errors import UnsupportedModelError
 from longvid.extend.pooling import Schedule, uniform
-from longvid.models.adapter import FamilyAdapter, PixelBatch, select_features
-from longvid.models.budget import Geometry
-from longvid.models.checkpoint import CheckpointFiles
-from longvid.models.processing import CLIP_MEAN, CLIP_STD, PixelSpec, shortest_edge_spec
+from longvid.models.checkpoint.files import CheckpointFiles
+from longvid.models.checkpoint.processing import CLIP_MEAN, CLIP_STD, PixelSpec, shortest_edge_spec
+from longvid.models.families.adapter import FamilyAdapter, PixelBatch, select_features
+from longvid.models.inference.budget import Geometry
 
 
 class LlavaNextVideoAdapter(FamilyAdapter):
@@ -80,6 +80,11 @@ class LlavaNextVideoAdapter(FamilyAdapter):
             spatial_pool_stride=2,
             tie_word_embeddings=False,
         )
+
+    @classmethod
+    def shrink_vision(cls, config, vision_hidden: int, hidden: int) -> None:
+        super().shrink_vision(config, vision_hidden, hidden)
+        config.spatial_pool_out_channels = vision_hidden
 
     @classmethod
     def tiny_preprocess(cls, side: int, patch: int) -> dict:

@@ -1,33 +1,45 @@
 """Model families by ``config.model_type``, and ``load``: checkpoint folder or hub id → VideoLLM.
 
-A family is one adapter file; this list is the only place that names them all.
+A family is one adapter file in ``models/families``; ``ADAPTERS`` is what those files define
+(found by ``families.FAMILY_MODULES``), never a hand-written list.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
 
 from longvid.bundled import default_model_path
 from longvid.errors import InvalidRequestError, ModelLoadError, UnsupportedModelError
-from longvid.models.adapter import FamilyAdapter
-from longvid.models.base import VideoLLM
-from longvid.models.budget import Geometry
-from longvid.models.checkpoint import CheckpointFiles, read_checkpoint
-from longvid.models.llava_next_video import LlavaNextVideoAdapter
-from longvid.models.llava_onevision import LlavaOnevisionAdapter
-from longvid.models.qwen2_5_vl import Qwen25VLAdapter
-from longvid.models.qwen2_vl import Qwen2VLAdapter
-from longvid.models.video_llava import VideoLlavaAdapter
+from longvid.models.checkpoint.files import CheckpointFiles, read_checkpoint
+from longvid.models.families import FAMILY_MODULES
+from longvid.models.families.adapter import FamilyAdapter
+from longvid.models.inference.budget import Geometry
+from longvid.models.inference.llm import VideoLLM
 
-ADAPTERS: list[type[FamilyAdapter]] = [
-    LlavaOnevisionAdapter,
-    Qwen2VLAdapter,
-    Qwen25VLAdapter,
-    LlavaNextVideoAdapter,
-    VideoLlavaAdapter,
-]
+
+def discover_adapters(modules=FAMILY_MODULES, package: str = "longvid.models.families") -> list[type[FamilyAdapter]]:
+    """The adapter class each family module defines for its model types, in table order."""
+    adapters = []
+    for name, types in modules.items():
+        module = importlib.import_module(f"{package}.{name}")
+        own = [
+            c
+            for c in vars(module).values()
+            if isinstance(c, type)
+            and issubclass(c, FamilyAdapter)
+            and c.__module__ == module.__name__
+            and c.model_types
+        ]
+        if sorted(t for c in own for t in c.model_types) != sorted(types):
+            raise UnsupportedModelError(f"family file {name}.py defines adapters for {own}, expected {types}")
+        adapters.extend(own)
+    return adapters
+
+
+ADAPTERS: list[type[FamilyAdapter]] = discover_adapters()
 
 # released 7B geometries, for the analytic columns of profile and bench/memory.py
 REFERENCE_7B: dict[str, Geometry] = {t: g for adapter in ADAPTERS for t, g in adapter.reference_7b.items()}

@@ -28,14 +28,14 @@ from longvid.errors import InvalidRequestError
 from longvid.extend.kvcache import BlockKVCache
 from longvid.extend.pooling import DEFAULT_ANCHORS, Schedule
 from longvid.extend.reduce import Reducer
-from longvid.models import encoding, generation
-from longvid.models.adapter import FamilyAdapter
-from longvid.models.budget import Estimate, estimate, geometry_of, guard
-from longvid.models.encoding import Video
-from longvid.models.generation import Layout
-from longvid.models.request import AskOptions, check_question
-from longvid.models.results import Answer, Report, VisualTokens
-from longvid.models.session import VideoSession
+from longvid.models.families.adapter import FamilyAdapter
+from longvid.models.inference import encoding, generation
+from longvid.models.inference.budget import Estimate, estimate, geometry_of, guard
+from longvid.models.inference.encoding import Video
+from longvid.models.inference.generation import Layout
+from longvid.models.inference.request import AskOptions, check_question
+from longvid.models.inference.results import Answer, Report, VisualTokens
+from longvid.models.inference.session import VideoSession
 from longvid.progress import Progress
 from longvid.video import Frames
 
@@ -230,7 +230,7 @@ class VideoLLM:
         Several questions (a list) get one answer each from one encoding of the video and, where
         the template puts the video before the question, one prefill of what they share.
 
-        The options are an ``AskOptions`` (``longvid.models.request``: every field, its default
+        The options are an ``AskOptions`` (``longvid.models.inference.request``: every field, its default
         and its check), a mapping, or its fields as keywords (they override ``options``):
         ``frames`` (default: as many as the checkpoint was trained with), ``extend`` (none |
         linear | ntk | dynamic | yarn | visual-yarn | visual-pi), ``visual_window``,

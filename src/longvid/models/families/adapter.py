@@ -25,10 +25,10 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.pooling import Schedule, uniform
-from longvid.models.budget import Geometry
-from longvid.models.checkpoint import CheckpointFiles
-from longvid.models.processing import PixelSpec
-from longvid.models.prompt import chatml, render, split_ids
+from longvid.models.checkpoint.files import CheckpointFiles
+from longvid.models.checkpoint.processing import PixelSpec
+from longvid.models.checkpoint.prompt import chatml, render, split_ids
+from longvid.models.inference.budget import Geometry
 
 
 @dataclass
@@ -91,12 +91,25 @@ class FamilyAdapter(ABC):
     @classmethod
     @abstractmethod
     def tiny_config(cls, model_type: str, ids: dict[str, int], text: dict, vision: dict) -> Any:
-        """A transformers config of a tiny random model (``longvid.models.tiny``)."""
+        """A transformers config of a tiny random model (``longvid.models.checkpoint.tiny``)."""
 
     @classmethod
     @abstractmethod
     def tiny_preprocess(cls, side: int, patch: int) -> dict:
         """The processor config of a tiny model whose frames are ``side`` pixels a side."""
+
+    # the family's own special tokens, in a tiny checkpoint's vocabulary (besides the chat's)
+    tiny_special_tokens: ClassVar[tuple[str, ...]] = ("<image>", "<video>")
+
+    @classmethod
+    def shrink_vision(cls, config: Any, vision_hidden: int, hidden: int) -> None:
+        """Narrow a real config's vision tower in place, its geometry kept (``checkpoint.tiny.
+        shrink_config``). Default: a CLIP / SigLIP tower of 3 layers (the LLaVA families read
+        layer -2 or -1)."""
+        vc = config.vision_config
+        vc.hidden_size, vc.intermediate_size, vc.num_attention_heads, vc.num_hidden_layers = (
+            vision_hidden, 2 * vision_hidden, 2, 3,
+        )  # fmt: skip
 
     def layout(self, values: torch.Tensor) -> PixelBatch:
         """Normalised (t, 3, h, w) frames → the tower's input. Identity by default."""

@@ -5,9 +5,9 @@ progressive pooling on top."""
 
 from __future__ import annotations
 
-from longvid.models.base import VideoLLM
-from longvid.models.encoding import Video
-from longvid.models.results import Answer
+from longvid.models.inference.encoding import Video
+from longvid.models.inference.llm import VideoLLM
+from longvid.models.inference.results import Answer
 
 LONG_FACTOR = 16
 

@@ -13,18 +13,10 @@ from pathlib import Path
 import torch
 
 from longvid.errors import UnsupportedModelError
-from longvid.models.registry import ADAPTERS, adapter_class
-
-FAMILIES = tuple(t for adapter in ADAPTERS for t in adapter.model_types)
+from longvid.models.checkpoint.registry import adapter_class
+from longvid.models.families import FAMILIES
 
 CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
-FAMILY_SPECIALS = {
-    "llava_onevision": ["<image>", "<video>"],
-    "qwen2_vl": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
-    "qwen2_5_vl": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
-    "llava_next_video": ["<image>", "<video>"],
-    "video_llava": ["<image>", "<video>"],
-}
 WORDS = (  # noqa: SIM905 (one word list reads better as text)
     "user assistant system what which how many is the a an of in on "
     "at to and or yes no colour color shape object marker first second came "
@@ -40,7 +32,8 @@ def build_tokenizer(family: str):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", *CHAT_SPECIALS, *FAMILY_SPECIALS[family]]
+    family_specials = list(adapter_class(family).tiny_special_tokens)
+    specials = ["[PAD]", "[UNK]", *CHAT_SPECIALS, *family_specials]
     vocab = {tok: i for i, tok in enumerate([*specials, *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -49,7 +42,7 @@ def build_tokenizer(family: str):
         unk_token="[UNK]",
         pad_token="[PAD]",
         eos_token="<|im_end|>",
-        additional_special_tokens=[*CHAT_SPECIALS, *FAMILY_SPECIALS[family]],
+        additional_special_tokens=[*CHAT_SPECIALS, *family_specials],
     )
 
 
@@ -91,7 +84,7 @@ def build(
         raise UnsupportedModelError(f"no tiny builder for {family!r}; choose from {', '.join(FAMILIES)}")
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(family)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in [*CHAT_SPECIALS, *FAMILY_SPECIALS[family]]}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in [*CHAT_SPECIALS, *adapter_class(family).tiny_special_tokens]}
     text = _text_kwargs(len(tokenizer), hidden, layers, heads, kv_heads, max_positions)
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": rope_theta}
     adapter = adapter_class(family)
@@ -136,20 +129,7 @@ def shrink_config(config, hidden: int = 64, heads: int = 2, layers: int = 2, vis
         section = [s * head_dim // old_head_dim for s in rope["mrope_section"]]
         section[0] += head_dim // 2 - sum(section)
         tc.rope_parameters = {**rope, "mrope_section": section}
-    vc = config.vision_config
-    if hasattr(vc, "depth"):  # Qwen's vision towers
-        vc.depth, vc.num_heads = 2, 2
-        if hasattr(vc, "embed_dim"):  # Qwen2-VL: embed_dim wide, merger out to hidden_size
-            vc.embed_dim, vc.hidden_size = vision_hidden, hidden
-        else:  # Qwen2.5-VL: hidden_size wide, merger out to out_hidden_size
-            vc.hidden_size, vc.intermediate_size, vc.out_hidden_size = vision_hidden, 2 * vision_hidden, hidden
-            vc.fullatt_block_indexes = [1]
-    else:  # CLIP / SigLIP: 3 layers, as the LLaVA families read layer -2 or -1
-        vc.hidden_size, vc.intermediate_size, vc.num_attention_heads, vc.num_hidden_layers = (
-            vision_hidden, 2 * vision_hidden, 2, 3,
-        )  # fmt: skip
-    if hasattr(config, "spatial_pool_out_channels"):
-        config.spatial_pool_out_channels = vision_hidden
+    adapter_class(config.model_type).shrink_vision(config, vision_hidden, hidden)  # the family's own rules
     return config
 
 

@@ -15,8 +15,8 @@ from longvid.errors import InvalidRequestError
 from longvid.extend.pooling import DEFAULT_ANCHORS, POOLING_MODES, Schedule, pool_frames, progressive, uniform
 from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frames
 from longvid.extend.reduce import Reducer
-from longvid.models.adapter import FamilyAdapter
-from longvid.models.results import VisualTokens
+from longvid.models.families.adapter import FamilyAdapter
+from longvid.models.inference.results import VisualTokens
 from longvid.progress import Progress, bar
 from longvid.video import FrameReader, Frames, probe
 
