@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "longvid"
 MAX_LINES = 400
 
 # each layer may import only from the layers listed for it (and from itself)
-LEAVES = {"errors", "progress", "memory", "bundled", "lr"}
+LEAVES = {"errors", "progress", "memory", "bundled", "lr", "ahead"}
 ALLOWED = {
     "video": set(),
     "extend": set(),

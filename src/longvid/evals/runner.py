@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from longvid.ahead import Ahead
 from longvid.errors import InvalidRequestError
 from longvid.evals.answers import parse_choice
 from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
@@ -165,36 +166,6 @@ def answer_group(ask: Answerer, bench: str, group: list[Item], video=None) -> li
     return [_graded(item, response, extra, seconds) for item, (response, extra) in zip(group, answered, strict=True)]
 
 
-class _Prefetch:
-    """Decodes the next video while the model answers about the current one (one thread, one
-    video ahead: at most two videos' frames in memory). PyAV decodes without the GIL."""
-
-    def __init__(self, load, videos: list[Path]) -> None:
-        self.load, self.videos, self.pending = load, videos, {}
-        self.pool = None
-
-    def __enter__(self):
-        if self.load is not None and self.videos:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="longvid-prefetch")
-            self.pending[0] = self.pool.submit(self.load, self.videos[0])
-        return self
-
-    def get(self, k: int):
-        """Video k's frames (its error is raised here, for that video's items), and video k+1's
-        decoding started; None without a loader."""
-        if self.pool is None:
-            return None
-        if k + 1 < len(self.videos):
-            self.pending[k + 1] = self.pool.submit(self.load, self.videos[k + 1])
-        return self.pending.pop(k).result()
-
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _by_video(items: list[Item]) -> list[list[Item]]:
     """Consecutive items that share a video, in order."""
     groups: list[list[Item]] = []
@@ -248,7 +219,7 @@ def run_eval(
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     groups = _by_video(todo)
     ask = as_answerer(ask)
-    ahead = _Prefetch(ask.load if ask.decodes_ahead else None, [g[0].video for g in groups])
+    ahead = Ahead(ask.load if ask.decodes_ahead else None, [g[0].video for g in groups], "longvid-prefetch")
     with path.open("a", encoding="utf-8") as f, ahead:
         n = 0
         for k, group in enumerate(groups):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from longvid.ahead import Ahead
 from longvid.errors import InvalidRequestError
 from longvid.extend.modes import POOLING_MODES
 from longvid.extend.reduce import REDUCERS, Reducer
@@ -139,17 +140,15 @@ def run_probe(
 
     # full mode writes and decodes real files: the next item's are made in a thread while the
     # model answers this one (one ahead)
-    from concurrent.futures import ThreadPoolExecutor
+    with Ahead(frames_for if mode == "full" else None, range(len(plan)), "longvid-probe") as ahead:
+        yield from _run_items(llm, task, plan, depths, extends, poolings, methods, kv_bits, seed, meter,
+                              lambda pos: ahead.get(pos) if mode == "full" else frames_for(pos))  # fmt: skip
+    meter.close()
 
-    pool = ThreadPoolExecutor(max_workers=1) if mode == "full" else None
-    pending = pool.submit(frames_for, 0) if pool and plan else None
+
+def _run_items(llm, task, plan, depths, extends, poolings, methods, kv_bits, seed, meter, frames_at):
     for pos, (n, k) in enumerate(plan):
-        if pool is not None:
-            base, pixels = pending.result()
-            if pos + 1 < len(plan):
-                pending = pool.submit(frames_for, pos + 1)
-        else:
-            base, pixels = frames_for(pos)
+        base, pixels = frames_at(pos)
         item_seed = EVAL_SEED_BASE + seed * 100_000 + k
         grid = llm.encode_grid(pixels)
         # the needle moves by whole temporal steps: a family that merges two frames per step
@@ -183,9 +182,6 @@ def run_probe(
                         peak_bytes=peak,
                     )
                     meter.update(1)
-    meter.close()
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _frames_for(item, mode: str) -> np.ndarray:
