@@ -154,7 +154,15 @@ def eval_(
     """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
     with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
     from longvid.evals.results import free_path
-    from longvid.evals.runner import Shard, device_for, format_summary, model_answerer, run_eval, run_identity
+    from longvid.evals.runner import (
+        Shard,
+        device_for,
+        format_summary,
+        model_answerer,
+        run_eval,
+        run_identity,
+        write_summary,
+    )
     from longvid.evals.runner import compare as compare_runs
 
     if compare is not None:  # the runs' .run.json name their benchmark
@@ -181,9 +189,8 @@ def eval_(
     summary = run_eval(bench, data, out, ask, limit=limit, shard=shard, progress=interactive(), identity=identity)
     if summary is None:
         return  # ranks other than 0: rank 0 merges and reports
-    summary["config"] = {**identity, "processes": shard.world}
-    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
+    written = write_summary(out, summary, identity, shard)
     print(format_summary(summary))
-    print(f"wrote {out} and {out.with_suffix('.summary.json')}")
+    print(f"wrote {out} and {written}")
     if summary["failed"]:
         raise LongvidError(f"{summary['failed']} items failed (their errors are in {out}); run again to retry them")

@@ -191,34 +191,65 @@ def run_eval(
     """Run (or continue) a benchmark; returns the summary (on rank 0; None elsewhere).
 
     ``ask``: an ``Answerer``, or a function ``ask(video, prompt) -> (response text, extra
-    fields for the line)``. An item that fails
-    (its video cannot be read, the request is refused) is recorded with its error, never
-    scored, and asked again when the run is continued (``on_error="raise"`` stops instead).
-    ``identity``: the settings that produce the answers (``results.claim``); a results file
-    written under other settings is refused."""
-    from longvid.errors import LongvidError
+    fields for the line)``. An item that fails (its video cannot be read, the request is
+    refused) is recorded with its error, never scored, and asked again when the run is
+    continued (``on_error="raise"`` stops instead). ``identity``: the settings that produce
+    the answers (``results.claim``); a results file written under other settings is refused.
 
+    The steps: the items this rank answers (``select_items``), what earlier runs answered
+    (``resume``), the rest answered a video at a time and appended (``answer_items``), the
+    ranks' files merged (rank 0), and the summary."""
     out = Path(out)
     check_results_path(out)
-    if limit is not None and limit < 1:
-        raise InvalidRequestError(f"--limit must be >= 1 (got {limit})")
     out.parent.mkdir(parents=True, exist_ok=True)
     shard = shard or Shard.from_env()
-    items = load_benchmark(bench, data)
-    if limit is not None:
-        items = items[:limit]
-    mine = [it for group in _by_video(items)[shard.rank :: shard.world] for it in group]  # a video stays on one rank
+    items, mine = select_items(bench, data, limit, shard)
     path = shard.path(out)
     if identity is not None:
         claim(out, identity, [path, out])
+    done = resume(out, path, shard)
+    answer_items(bench, mine, done, path, as_answerer(ask), shard, progress, on_error)
+    if shard.world > 1:
+        _barrier()
+        if shard.rank != 0:
+            _finish()
+            return None
+        merge(out, [Shard(r, shard.world).path(out) for r in range(shard.world)], [it.id for it in items])
+        _finish()
+    by_id = latest_by_id(read_results(out))
+    return summarize(bench, [by_id[it.id] for it in items if it.id in by_id])
+
+
+def select_items(bench: str, data: str | Path, limit: int | None, shard: Shard) -> tuple[list[Item], list[Item]]:
+    """(the run's items, this rank's): every WORLD-th video's items, a video on one rank."""
+    if limit is not None and limit < 1:
+        raise InvalidRequestError(f"--limit must be >= 1 (got {limit})")
+    items = load_benchmark(bench, data)
+    if limit is not None:
+        items = items[:limit]
+    mine = [it for group in _by_video(items)[shard.rank :: shard.world] for it in group]
+    return items, mine
+
+
+def resume(out: Path, path: Path, shard: Shard) -> dict[str, dict]:
+    """The lines earlier runs wrote, by item id (this rank's file, and under torchrun the merged
+    file of an earlier run); unreadable lines set aside."""
     done = latest_by_id(read_results(path, repair=True))
-    if shard.world > 1:  # items already in a merged file from an earlier run count as done
+    if shard.world > 1:
         done.update({k: r for k, r in latest_by_id(read_results(out)).items() if k not in done})
-    todo = [it for it in mine if it.id not in done or "error" in done[it.id]]  # failed items are retried
+    return done
+
+
+def answer_items(bench: str, mine: list[Item], done: dict[str, dict], path: Path, ask: Answerer, shard: Shard,
+                 progress: bool = True, on_error: str = "record") -> None:  # fmt: skip
+    """Answer the items not done (failed ones again), a video's items together, each video's
+    lines appended as it completes: a kill loses at most one video's answers."""
+    from longvid.errors import LongvidError
+
+    todo = [it for it in mine if it.id not in done or "error" in done[it.id]]
     correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     groups = _by_video(todo)
-    ask = as_answerer(ask)
     ahead = Ahead(ask.load if ask.decodes_ahead else None, [g[0].video for g in groups], "longvid-prefetch")
     with path.open("a", encoding="utf-8") as f, ahead:
         n = 0
@@ -230,7 +261,7 @@ def run_eval(
                     raise
                 recs = [{"id": item.id, "response": None, "pred": None, "answer": item.answer, "correct": None,
                          "splits": item.splits, "error": str(e)} for item in group]  # fmt: skip
-            for rec in recs:  # written as each video completes: a kill loses at most one video's answers
+            for rec in recs:
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 n += 1
@@ -238,15 +269,14 @@ def run_eval(
                 meter.update(1)
                 meter.set_postfix(acc=f"{correct / (len(mine) - len(todo) + n):.3f}")
     meter.close()
-    if shard.world > 1:
-        _barrier()
-        if shard.rank != 0:
-            _finish()
-            return None
-        merge(out, [Shard(r, shard.world).path(out) for r in range(shard.world)], [it.id for it in items])
-        _finish()
-    by_id = latest_by_id(read_results(out))
-    return summarize(bench, [by_id[it.id] for it in items if it.id in by_id])
+
+
+def write_summary(out: Path, summary: dict, identity: dict, shard: Shard) -> Path:
+    """``OUT.summary.json``: the summary with the run's identity and process count."""
+    summary["config"] = {**identity, "processes": shard.world}
+    path = Path(out).with_suffix(".summary.json")
+    path.write_text(json.dumps(summary, indent=1))
+    return path
 
 
 def _barrier() -> None:
