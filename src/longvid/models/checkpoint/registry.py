@@ -80,9 +80,13 @@ def load(
     dtype: torch.dtype | str | None = None,
     visual_window: int | None = None,
     device_map: str | dict | None = None,
+    revision: str | None = None,
 ) -> VideoLLM:
     """Load a supported checkpoint (folder or hub id) as a ``VideoLLM``.
 
+    ``model``: a folder, or a hub id as typed on the hub (``Qwen/Qwen2.5-VL-3B-Instruct``;
+    ``org/name@revision`` or ``revision`` for a branch, tag or commit), read from the Hugging
+    Face cache (offline) or downloaded.
     ``device``: cpu | cuda | cuda:N. ``dtype``: default float32 on CPU, bfloat16 on CUDA.
     ``visual_window``: override W_v (tokens) for the visual extension modes.
     ``device_map``: passed to transformers (e.g. "auto", through accelerate) for checkpoints
@@ -98,7 +102,9 @@ def load(
         raise InvalidRequestError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidRequestError("device 'cuda' requested but no CUDA GPU is available")
-    files = read_checkpoint(model, check_config=lambda c: adapter_class(c.model_type))
+    if not isinstance(model, str | Path):
+        raise InvalidRequestError(f"model must be a folder or a hub id (got {type(model).__name__})")
+    files = read_checkpoint(model, check_config=lambda c: adapter_class(c.model_type), revision=revision)
     adapter_cls = adapter_class(files.config.model_type)
     model_cls = getattr(transformers, adapter_cls.model_classes[files.config.model_type])
     if isinstance(dtype, str):
@@ -106,9 +112,12 @@ def load(
     try:
         if device_map is not None:
             first = "cuda" if torch.cuda.is_available() else "cpu"
-            net = model_cls.from_pretrained(files.source, dtype=dtype or default_dtype(first), device_map=device_map)
+            net = model_cls.from_pretrained(
+                files.source, revision=files.revision, dtype=dtype or default_dtype(first), device_map=device_map
+            )
         else:
-            net = model_cls.from_pretrained(files.source, dtype=dtype or default_dtype(device)).to(device)
+            net = model_cls.from_pretrained(files.source, revision=files.revision, dtype=dtype or default_dtype(device))
+            net = net.to(device)
     except OSError as e:
         raise ModelLoadError(f"{model}: cannot load ({str(e).splitlines()[0]})") from e
     return VideoLLM(adapter_cls(files, net.eval()), visual_window=visual_window)
