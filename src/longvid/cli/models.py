@@ -120,7 +120,8 @@ def ask(
         ("pooling", f"{r.pooling}, reduce {r.reduce}; tokens/frame {', '.join(str(v) for v in per_frame[:12])}"
                     + (" ..." if len(per_frame) > 12 else "")),
         ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
-        ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}"),
+        ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}; "
+                      f"the checkpoint's own RoPE: {r.own_rope}"),
         ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),
         ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
         ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),

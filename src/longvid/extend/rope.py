@@ -133,6 +133,53 @@ def inv_freq(
     return fn(head_dim, base, factor=factor, original_length=original_length, **params)
 
 
+# ----------------------------------------------------------------------------- a checkpoint's own
+
+
+@dataclass(frozen=True)
+class OwnRope:
+    """The RoPE scaling a checkpoint ships with (its config's ``rope_parameters``), the base
+    every extension mode composes with. ``positions``: the config's max_position_embeddings.
+
+    - default: trained at ``positions``.
+    - linear (LLaVA-NeXT-Video-7B: factor 2.5 over 4,096): frequencies / factor, trained at
+      ``positions`` x factor. A mode composes by acting on the unscaled frequencies with its
+      windows divided by the factor, then dividing by the factor: the ratios of wavelengths to
+      windows that YaRN's ramp and the dynamic base read are then those the model has.
+    - yarn / dynamic / anything else: kept as they are within the window; a mode that would
+      change the frequencies beyond it is refused (composing YaRN or dynamic NTK with another
+      frequency scaling is not defined); ``visual-pi`` (positions only) composes with any.
+    """
+
+    rope_type: str = "default"
+    factor: float = 1.0
+    positions: int = 0
+    original_positions: int | None = None  # yarn: original_max_position_embeddings
+
+    @classmethod
+    def from_parameters(cls, params: dict | None, max_positions: int) -> OwnRope:
+        params = params or {}
+        rope_type = params.get("rope_type") or params.get("type") or "default"
+        if rope_type == "mrope":  # Qwen2-VL's old spelling of default frequencies over M-RoPE
+            rope_type = "default"
+        factor = float(params.get("factor") or 1.0)
+        return cls(rope_type, factor, int(max_positions), params.get("original_max_position_embeddings"))
+
+    @property
+    def trained_window(self) -> int:
+        """W_l: the positions the checkpoint was trained at, its own scaling included."""
+        if self.rope_type == "linear":
+            return round(self.positions * self.factor)
+        if self.rope_type == "yarn":
+            return round((self.original_positions or self.positions) * self.factor)
+        return self.positions
+
+    def describe(self) -> str:
+        if self.rope_type == "default":
+            return f"default over {self.positions:,} positions"
+        return f"{self.rope_type} x{self.factor:g} over {self.positions:,} positions (W_l {self.trained_window:,})"
+
+
 # ----------------------------------------------------------------------------- modes
 
 
@@ -165,11 +212,14 @@ def plan_rope(
     total_tokens: int,
     visual_window: int,
     language_window: int,
+    own: OwnRope | None = None,
     **params,
 ) -> RopePlan:
-    """Choose frequencies and scales for one request (pure: no model involved). ``params``:
-    ``dynamic_factor`` for dynamic; ``beta_fast``, ``beta_slow``, ``attention_factor`` for
-    yarn and visual-yarn; anything else is refused."""
+    """Choose frequencies and scales for one request (pure: no model involved), on top of the
+    checkpoint's ``own`` scaling (``language_window`` is then its trained window,
+    ``OwnRope.trained_window``). ``params``: ``dynamic_factor`` for dynamic; ``beta_fast``,
+    ``beta_slow``, ``attention_factor`` for yarn and visual-yarn; anything else is refused."""
+    own = own or OwnRope()
     allowed = {"dynamic": {"dynamic_factor"}, "yarn": {"beta_fast", "beta_slow", "attention_factor"}}
     if mode in EXTEND_MODES:
         unknown = sorted(set(params) - allowed.get(EXTEND_MODES[mode][0], set()))
@@ -188,13 +238,20 @@ def plan_rope(
         return RopePlan(mode, window, scale, scale, None, 1.0)
     if scale == 1.0:  # within the window every mode is the model's own RoPE
         return RopePlan(mode, window, 1.0, 1.0, None, 1.0)
+    if own.rope_type not in ("default", "linear"):
+        raise InvalidRequestError(
+            f"extension mode {mode!r} beyond the window (scale {scale:.3g}) would change the frequencies of this "
+            f"checkpoint's own {own.rope_type} RoPE scaling, and the two do not compose; use visual-pi (positions "
+            "only), or fewer tokens"
+        )
+    shrink = own.factor if own.rope_type == "linear" else 1.0  # the model's frequencies are base / shrink
     if rope_type == "dynamic":
         # transformers' dynamic NTK: its own "factor" knob (2.0 is the usual config value;
         # 1.0 would make it equal to ntk), growth from the request's length over the window
         freqs, attn = inv_freq(
-            "dynamic", head_dim, base, factor=params.get("dynamic_factor", 2.0), original_length=window,
-            seq_len=total_tokens,
+            "dynamic", head_dim, base, factor=params.get("dynamic_factor", 2.0), original_length=window / shrink,
+            seq_len=total_tokens / shrink,
         )  # fmt: skip
     else:
-        freqs, attn = inv_freq(rope_type, head_dim, base, factor=scale, original_length=window, **params)
-    return RopePlan(mode, window, scale, 1.0, freqs, attn)
+        freqs, attn = inv_freq(rope_type, head_dim, base, factor=scale, original_length=window / shrink, **params)
+    return RopePlan(mode, window, scale, 1.0, freqs / shrink, attn)

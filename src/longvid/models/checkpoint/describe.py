@@ -52,7 +52,9 @@ def describe(model: str | Path, question: str = "What happens in this video?", v
         "visual_tokens_at_trained_frames": ad.video_token_count(frames, width, height),
         "visual_window": ad.visual_window(grid),
         "language_window": ad.language_window(),
+        "own_rope_scaling": ad.own_rope().describe(),
         "positions": ad.position_layout,
+        "pooling_op": ad.pooling_op,
         "pixels_vs_official": compare(ad, exact, official),
         "pixels_vs_official_fast_resize": compare(ad, fast, official),
     }

@@ -25,6 +25,7 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.pooling import Schedule, uniform
+from longvid.extend.rope import OwnRope
 from longvid.models.checkpoint.files import CheckpointFiles
 from longvid.models.checkpoint.processing import PixelSpec
 from longvid.models.checkpoint.prompt import chatml, render, split_ids
@@ -224,8 +225,15 @@ class FamilyAdapter(ABC):
     def rope_base(self) -> float:
         return float(self.text_config.rope_parameters["rope_theta"])
 
+    def own_rope(self) -> OwnRope:
+        """The RoPE scaling the checkpoint ships with (every extension mode composes with it)."""
+        tc = self.text_config
+        return OwnRope.from_parameters(getattr(tc, "rope_parameters", None), tc.max_position_embeddings)
+
     def language_window(self) -> int:
-        return int(self.text_config.max_position_embeddings)
+        """W_l: the positions the checkpoint was trained at, its own RoPE scaling included
+        (LLaVA-NeXT-Video-7B: 4,096 x linear 2.5 = 10,240)."""
+        return self.own_rope().trained_window
 
     def eos_ids(self) -> set[int]:
         ids = set()

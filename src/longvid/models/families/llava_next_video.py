@@ -28,6 +28,7 @@ class LlavaNextVideoAdapter(FamilyAdapter):
     model_types = ("llava_next_video",)
     model_classes: ClassVar[dict[str, str]] = {"llava_next_video": "LlavaNextVideoForConditionalGeneration"}
     trained_frames = 32
+    pooling_op = "average"  # the released configs' spatial_pool_mode; a checkpoint's own is read at load
     reference_7b: ClassVar[dict[str, Geometry]] = {
         # Vicuna-7B + CLIP-L/14 @336: 24x24, average-pooled to 12x12
         "llava_next_video": Geometry(

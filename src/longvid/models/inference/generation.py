@@ -74,6 +74,7 @@ def plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, w
         total_tokens=position_extent(spans) if one_d else sequence_length(spans),
         visual_window=window,
         language_window=adapter.language_window(),
+        own=adapter.own_rope(),
     )
     if not one_d:
         return plan, mrope_positions(spans, temporal_scale=plan.position_scale)

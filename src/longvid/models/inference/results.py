@@ -73,6 +73,7 @@ class Report:
     seconds: dict[str, float] = field(default_factory=dict)
     generated_tokens: int = 0
     shared_prefix_tokens: int = 0  # tokens of the prompt prefilled once for several questions
+    own_rope: str = ""  # the checkpoint's own RoPE scaling, which the extension composes with
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -198,6 +198,7 @@ def build_answer(llm, visual: VisualTokens, layout: Layout, tokens: list[int], o
         seconds={k: round(v, 4) for k, v in seconds.items()},
         generated_tokens=len(tokens),
         shared_prefix_tokens=shared_prefix,
+        own_rope=llm.adapter.own_rope().describe(),
     )
     text = llm.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     return Answer(text=text, report=report, token_ids=tokens)
