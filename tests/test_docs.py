@@ -176,3 +176,13 @@ def test_reduction_tables_in_results_doc_are_the_scripts_output(results_dir, fra
     ).stdout.strip()
     assert printed.count("\n") >= 5  # header, rule and at least four methods
     assert printed in (ROOT / "docs/results.md").read_text()
+
+
+def test_the_qwen_budget_table_is_the_scripts_output(hub_dirs):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "qwen_budgets.py"), str(hub_dirs["qwen2_5_vl"])],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert out in (ROOT / "docs" / "models.md").read_text()
+    assert "| 768 | 644x336 | 276 | 105,984 |" in out

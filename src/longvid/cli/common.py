@@ -52,6 +52,14 @@ REDUCE_HELP = choices(REDUCE_MODES)
 KEEP_HELP = "With --reduce: the fraction of the family's own visual tokens kept."
 
 
+FPS_HELP = "Sample by frame rate, qwen-vl-utils' way (instead of --frames; default 2 when a budget is given)."
+MIN_FRAMES_HELP = "With --fps: fewest frames (default 4)."
+MAX_FRAMES_HELP = "With --fps: most frames (default 768)."
+MIN_PIXELS_HELP = "Qwen: fewest pixels a frame (default 128x28x28)."
+MAX_PIXELS_HELP = "Qwen: most pixels a frame (default 768x28x28, lowered by --total-pixels)."
+TOTAL_PIXELS_HELP = "Qwen: pixels over all frames (default 128000x28x28x0.9)."
+
+
 def default(name: str) -> str:
     """'(default: X)' for a help text, from ``AskOptions`` (the one place defaults live)."""
     from longvid.models.inference.request import AskOptions

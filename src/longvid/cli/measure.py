@@ -10,10 +10,16 @@ import typer
 
 from longvid.cli.common import (
     EXTEND_HELP,
+    FPS_HELP,
     KEEP_HELP,
     KV_BITS_HELP,
+    MAX_FRAMES_HELP,
+    MAX_PIXELS_HELP,
+    MIN_FRAMES_HELP,
+    MIN_PIXELS_HELP,
     POOLING_HELP,
     REDUCE_HELP,
+    TOTAL_PIXELS_HELP,
     app,
     default,
     interactive,
@@ -128,6 +134,12 @@ def eval_(
     data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
+    fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,
+    min_frames: Annotated[int | None, typer.Option(help=MIN_FRAMES_HELP)] = None,
+    max_frames: Annotated[int | None, typer.Option(help=MAX_FRAMES_HELP)] = None,
+    min_pixels: Annotated[int | None, typer.Option(help=MIN_PIXELS_HELP)] = None,
+    max_pixels: Annotated[int | None, typer.Option(help=MAX_PIXELS_HELP)] = None,
+    total_pixels: Annotated[int | None, typer.Option(help=TOTAL_PIXELS_HELP)] = None,
     extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
     pooling: Annotated[str | None, typer.Option(help=f"{POOLING_HELP} {default('pooling')}.")] = None,
@@ -175,14 +187,18 @@ def eval_(
     if data is None:
         raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
     # every option checked before the model loads or the first item runs
-    options = AskOptions.from_mapping(dict(frames=frames, extend=extend, visual_window=visual_window, pooling=pooling,
+    options = AskOptions.from_mapping(dict(frames=frames, fps=fps, min_frames=min_frames, max_frames=max_frames,
+                                           min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels,
+                                           extend=extend, visual_window=visual_window, pooling=pooling,
                                            kv_bits=kv_bits, reduce=reduce, keep=keep))  # fmt: skip
     from longvid.models import load
 
     quiet_transformers()
     shard = Shard.from_env()
     llm = load(model, device=device_for(device, shard), visual_window=visual_window, device_map=device_map)
-    ask = model_answerer(llm, options, frames=options.frames or llm.trained_frames)
+    if options.fps is None:  # a run's identity names the frame count it used
+        options = options.replace(frames=options.frames or llm.trained_frames)
+    ask = model_answerer(llm, options)
     identity = run_identity(bench, data, llm.adapter.name, ask.options)
     if new_file:
         out = free_path(out, identity)

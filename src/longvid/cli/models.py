@@ -11,11 +11,17 @@ import typer
 from longvid.cli.common import (
     ANCHORS_HELP,
     EXTEND_HELP,
+    FPS_HELP,
     KEEP_HELP,
     KV_BITS_HELP,
+    MAX_FRAMES_HELP,
+    MAX_PIXELS_HELP,
+    MIN_FRAMES_HELP,
+    MIN_PIXELS_HELP,
     POOLING_HELP,
     REARRANGE_HELP,
     REDUCE_HELP,
+    TOTAL_PIXELS_HELP,
     app,
     default,
     interactive,
@@ -39,6 +45,12 @@ def ask(
     ] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
+    fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,
+    min_frames: Annotated[int | None, typer.Option(help=MIN_FRAMES_HELP)] = None,
+    max_frames: Annotated[int | None, typer.Option(help=MAX_FRAMES_HELP)] = None,
+    min_pixels: Annotated[int | None, typer.Option(help=MIN_PIXELS_HELP)] = None,
+    max_pixels: Annotated[int | None, typer.Option(help=MAX_PIXELS_HELP)] = None,
+    total_pixels: Annotated[int | None, typer.Option(help=TOTAL_PIXELS_HELP)] = None,
     extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
     visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
     pooling: Annotated[
@@ -85,7 +97,9 @@ def ask(
         check_question(q)
     # one request value, its defaults and checks in one place (refused here, before loading)
     options = AskOptions.from_mapping(dict(
-        frames=frames, extend=extend, visual_window=visual_window, pooling=pooling, group=group, high=high, low=low,
+        frames=frames, fps=fps, min_frames=min_frames, max_frames=max_frames, min_pixels=min_pixels,
+        max_pixels=max_pixels, total_pixels=total_pixels, extend=extend, visual_window=visual_window, pooling=pooling,
+        group=group, high=high, low=low,
         anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
         fast_resize=fast_resize,
     ))  # fmt: skip
@@ -190,6 +204,12 @@ def prepare(
     model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (config, tokenizer, processor files).")],
     out: Annotated[Path, typer.Option(help="Where to write the inputs (.safetensors).")],
     frames: Annotated[int | None, typer.Option(help="Frames to sample (default: the checkpoint's).")] = None,
+    fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,
+    min_frames: Annotated[int | None, typer.Option(help=MIN_FRAMES_HELP)] = None,
+    max_frames: Annotated[int | None, typer.Option(help=MAX_FRAMES_HELP)] = None,
+    min_pixels: Annotated[int | None, typer.Option(help=MIN_PIXELS_HELP)] = None,
+    max_pixels: Annotated[int | None, typer.Option(help=MAX_PIXELS_HELP)] = None,
+    total_pixels: Annotated[int | None, typer.Option(help=TOTAL_PIXELS_HELP)] = None,
     fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
 ) -> None:
     """Write the inputs a checkpoint's official processor would give (input_ids,
@@ -200,7 +220,9 @@ def prepare(
     from longvid.models.checkpoint.prepare import prepare as prepare_inputs
 
     quiet_transformers()
-    inputs = prepare_inputs(model, video, question, frames=frames, fast_resize=fast_resize)
+    inputs = prepare_inputs(model, video, question, frames=frames, fps=fps, min_frames=min_frames,
+                            max_frames=max_frames, min_pixels=min_pixels, max_pixels=max_pixels,
+                            total_pixels=total_pixels, fast_resize=fast_resize)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in inputs.items()}, str(out))
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in inputs.items())

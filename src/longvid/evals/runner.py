@@ -11,6 +11,7 @@ benchmark order, into the main file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -101,19 +102,27 @@ class ModelAnswerer(Answerer):
         return answer.text, {"frames": r.frames, "visual_tokens": r.visual_tokens,
                              "shared_prefix_tokens": r.shared_prefix_tokens}  # fmt: skip
 
+    def _for(self, video) -> AskOptions:
+        """Frames decoded ahead were chosen by the fps budget already: all of them are used."""
+        if isinstance(video, Path | str):
+            return self.options
+        return dataclasses.replace(self.options, fps=None, min_frames=None, max_frames=None, frames=len(video))
+
     def ask(self, video, prompt: str) -> tuple[str, dict]:
-        return self._line(self.llm.ask(video, prompt, self.options))
+        return self._line(self.llm.ask(video, prompt, self._for(video)))
 
     def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
-        return [self._line(a) for a in self.llm.ask(video, prompts, self.options)]
+        return [self._line(a) for a in self.llm.ask(video, prompts, self._for(video))]
 
     def load(self, video: Path):
         """The video's frames as ``ask`` would read them (for decoding ahead, in a thread)."""
+        from longvid.models.inference.sampling import plan_sampling
         from longvid.video import FrameReader
 
+        plan = plan_sampling(self.llm.adapter, Path(video), self.options)
         reader = FrameReader(video)
-        size = self.llm.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)
-        return reader.sample(n=self.options.frames or self.llm.trained_frames, size=size)
+        size = plan.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)
+        return reader.sample(n=plan.frames, size=size)
 
 
 def model_answerer(llm, options: AskOptions | dict | None = None, **fields) -> ModelAnswerer:

@@ -24,7 +24,8 @@ ASK_BODY_MAX = 64 * 1024  # a question and a few options: anything larger is ref
 
 
 # what the page may ask, beyond which a request is refused before it queues
-PAGE_OPTIONS = ("frames", "extend", "pooling", "reduce", "keep", "kv_bits")
+PAGE_OPTIONS = ("frames", "extend", "pooling", "reduce", "keep", "kv_bits",
+                "fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels")  # fmt: skip
 BODY_KEYS = ("question", "upload", "sample", "follow_up")
 
 
@@ -55,8 +56,11 @@ def parse_question(form: object) -> tuple[str, AskOptions]:
         options = AskOptions.from_mapping({k: form[k] for k in PAGE_OPTIONS if k in form})
     except InvalidRequestError as e:
         raise BadRequest(str(e)) from None
-    if options.frames is not None and options.frames > FRAMES_MAX:
-        raise BadRequest(f"frames must be between 1 and {FRAMES_MAX} (got {options.frames})")
+    for name in ("frames", "max_frames", "min_frames"):
+        if (getattr(options, name) or 0) > FRAMES_MAX:
+            raise BadRequest(f"{name} must be between 1 and {FRAMES_MAX} (got {getattr(options, name)})")
+    if options.fps is not None and options.max_frames is None:  # a budget's default, 768, is within the page's cap
+        options = options.replace(max_frames=min(768, FRAMES_MAX))
     return question, options
 
 

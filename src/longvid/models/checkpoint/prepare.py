@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from longvid.errors import InvalidRequestError
 from longvid.models.checkpoint.registry import read_adapter
 from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference.encoding import as_source
+from longvid.models.inference.request import AskOptions, check_question
+from longvid.models.inference.sampling import plan_sampling
 from longvid.video import FrameReader, Frames
 
 
@@ -36,6 +37,7 @@ def prepare(
     *,
     frames: int | None = None,
     fast_resize: bool = False,
+    **budgets,
 ) -> dict[str, torch.Tensor]:
     """The inputs the family's official processor returns for ``video`` and ``question``:
     ``input_ids`` (the video token repeated once per visual token), ``attention_mask``,
@@ -43,12 +45,14 @@ def prepare(
 
     ``model``: a checkpoint folder or hub id (only its config, tokenizer, processor config and
     chat template are read) or an adapter. ``frames``: how many to sample uniformly (default:
-    as many as the checkpoint was trained with).
+    as many as the checkpoint was trained with); or qwen-vl-utils' ``fps``, ``min_frames``,
+    ``max_frames``, ``min_pixels``, ``max_pixels``, ``total_pixels`` (``inference.sampling``).
     """
+    options = AskOptions.from_mapping({"frames": frames, "fast_resize": fast_resize, **budgets})
+    check_question(question)
     adapter = model if isinstance(model, FamilyAdapter) else read_adapter(model)
-    n = frames or adapter.default_frames()
-    if n < 1:
-        raise InvalidRequestError(f"frames must be >= 1 (got {n})")
+    plan = plan_sampling(adapter, as_source(video), options)
+    adapter, n = plan.adapter, plan.frames
     array, duration = sample_for(adapter, video, n, exact=not fast_resize)
     batch = adapter.pixels(array)
     before, after = adapter.prompt_ids(question)

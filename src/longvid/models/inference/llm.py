@@ -184,11 +184,14 @@ class VideoLLM:
 
     # ------------------------------------------------------------ public
 
-    def check_fits(self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16) -> None:
+    def check_fits(
+        self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16, grid=None
+    ) -> None:
         """Refuse a request that cannot fit in free memory (``budget.guard``: a
         ``DoesNotFitError``), estimating the frames the video has, with the option values
-        that would fit instead."""
-        grid = self.video_grid(video)
+        that would fit instead. ``grid``: (h, w) tokens of one step (default: the video's at
+        the family's own size)."""
+        grid = grid or self.video_grid(video)
         planned = min(frames, encoding.frames_available(video))  # the reader clamps: so does the estimate
 
         def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:

@@ -39,7 +39,21 @@ CHOICES: dict[str, tuple] = {
     "rearrange": REARRANGE_MODES,
 }
 # fields whose value must be >= 1 when given
-AT_LEAST_ONE = ("frames", "visual_window", "group", "high", "low", "max_new_tokens", "chunk_frames", "prefill_chunk")
+AT_LEAST_ONE = (
+    "frames",
+    "min_frames",
+    "max_frames",
+    "min_pixels",
+    "max_pixels",
+    "total_pixels",
+    "visual_window",
+    "group",
+    "high",
+    "low",
+    "max_new_tokens",
+    "chunk_frames",
+    "prefill_chunk",
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,11 @@ class AskOptions:
     """How to answer: frames, extension, pooling and reduction, KV precision, generation.
 
     ``frames``: how many to sample uniformly (None: as many as the checkpoint was trained with,
-    or all of given frames). ``extend``: none | linear | ntk | dynamic | yarn | visual-yarn |
-    visual-pi, against ``visual_window`` (W_v in tokens; None: the checkpoint's).
+    or all of given frames). Or qwen-vl-utils' budgets (``inference.sampling``): ``fps`` with
+    ``min_frames`` / ``max_frames``, and ``min_pixels`` / ``max_pixels`` / ``total_pixels``
+    (Qwen's resize rule); ``frames`` and ``fps`` together are refused. ``extend``: none |
+    linear | ntk | dynamic | yarn | visual-yarn | visual-pi, against ``visual_window`` (W_v in
+    tokens; None: the checkpoint's).
     ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
     strides ``high`` / ``low``, ``anchors`` change or fixed; None: change, fixed with
     ``rearrange``). ``reduce``: none | uniqueness | merge, keeping ``keep`` of the family's own
@@ -59,6 +76,12 @@ class AskOptions:
     """
 
     frames: int | None = None
+    fps: float | None = None
+    min_frames: int | None = None
+    max_frames: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    total_pixels: int | None = None
     extend: str = "none"
     visual_window: int | None = None
     pooling: str = "uniform"
@@ -91,6 +114,17 @@ class AskOptions:
                 )
             if f.name in AT_LEAST_ONE and value < 1:
                 raise InvalidRequestError(f"{f.name} must be >= 1 (got {value})")
+        if self.frames is not None and self.fps is not None:
+            raise InvalidRequestError("give frames or fps, not both")
+        if self.fps is not None and not self.fps > 0:
+            raise InvalidRequestError(f"fps must be > 0 (got {self.fps})")
+        for low, high in (("min_frames", "max_frames"), ("min_pixels", "max_pixels")):
+            if (
+                getattr(self, low) is not None
+                and getattr(self, high) is not None
+                and getattr(self, low) > getattr(self, high)
+            ):
+                raise InvalidRequestError(f"{low} must be <= {high} (got {getattr(self, low)} > {getattr(self, high)})")
         if not 0 < self.keep <= 1:
             raise InvalidRequestError(f"keep must be in (0, 1] (got {self.keep})")
         if self.reduce != "none" and self.pooling != "uniform":

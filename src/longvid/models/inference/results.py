@@ -74,6 +74,7 @@ class Report:
     generated_tokens: int = 0
     shared_prefix_tokens: int = 0  # tokens of the prompt prefilled once for several questions
     own_rope: str = ""  # the checkpoint's own RoPE scaling, which the extension composes with
+    sampling: str = ""  # under fps or pixel budgets: what they chose (frames, size per frame)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,6 +23,7 @@ from longvid.models.inference import encoding, generation
 from longvid.models.inference.generation import Layout
 from longvid.models.inference.request import AskOptions, check_question
 from longvid.models.inference.results import Answer, Report, VisualTokens
+from longvid.models.inference.sampling import plan_sampling
 from longvid.progress import Progress
 
 History = tuple[tuple[str, str], ...]
@@ -46,12 +47,16 @@ class VideoSession:
         o = options
         self.schedule = llm.schedule(o.pooling, o.group, o.high, o.low, o.anchor_mode)
         self.reducer = None if o.reduce == "none" else Reducer(o.reduce, o.keep)
-        frames = o.frames or (len(encoding.as_source(video)) if encoding.is_decoded(video) else llm.trained_frames)
-        llm.check_fits(video, frames, self.schedule, self.reducer, o.kv_bits, o.prefill_chunk, o.chunk_frames)
+        # how many frames, at what size: a count, or qwen-vl-utils' fps and pixel budgets; under
+        # a budget, a view of the adapter resizes to this video's size (the shared one is unchanged)
+        self.plan = plan_sampling(llm.adapter, encoding.as_source(video), o)
+        adapter, frames = self.plan.adapter, self.plan.frames
+        grid = encoding.video_grid(adapter, video)
+        llm.check_fits(video, frames, self.schedule, self.reducer, o.kv_bits, o.prefill_chunk, o.chunk_frames, grid)
         self.timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self.visual: VisualTokens = encoding.encode_video(
-            llm.adapter, video, frames, self.schedule, chunk_frames=o.chunk_frames, progress=progress,
+            adapter, video, frames, self.schedule, chunk_frames=o.chunk_frames, progress=progress,
             timings=self.timings, rearrange=o.rearrange, fast_resize=o.fast_resize, reducer=self.reducer,
         )  # fmt: skip
         self.timings["encode_total"] = time.perf_counter() - t0
@@ -164,13 +169,14 @@ class VideoSession:
         return build_answer(
             self.llm, self.visual, layout, tokens, self.options, schedule=self.schedule, reducer=self.reducer,
             kv_cache_bytes=held, shared_prefix=shared, seconds={**self.timings, **seconds}, peak=peak,
+            sampling=self.plan.note,
             n_visual=self.n_visual, tokens_per_frame=self.tokens_per_frame,
         )  # fmt: skip
 
 
 def build_answer(llm, visual: VisualTokens, layout: Layout, tokens: list[int], options: AskOptions, *, schedule,
                  reducer, kv_cache_bytes: int, shared_prefix: int, seconds: dict, peak: int, n_visual: int,
-                 tokens_per_frame: list) -> Answer:  # fmt: skip
+                 tokens_per_frame: list, sampling: str = "") -> Answer:  # fmt: skip
     """An answer and its report: what was asked (the options) and what it took."""
     fr = visual.frames
     report = Report(
@@ -199,6 +205,7 @@ def build_answer(llm, visual: VisualTokens, layout: Layout, tokens: list[int], o
         generated_tokens=len(tokens),
         shared_prefix_tokens=shared_prefix,
         own_rope=llm.adapter.own_rope().describe(),
+        sampling=sampling,
     )
     text = llm.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     return Answer(text=text, report=report, token_ids=tokens)
