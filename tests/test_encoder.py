@@ -411,5 +411,5 @@ def test_the_text_tower_of_a_clip_checkpoint_pools_as_clip(tmp_path):
     captions = ["a red square moves left", "a circle"]
     batch = tower.tokenize(captions)
     with torch.no_grad():
-        want = CLIPTextModel.from_pretrained(tmp_path)(**batch).pooler_output
+        want = CLIPTextModel.from_pretrained(tmp_path, use_kernels=False)(**batch).pooler_output
         torch.testing.assert_close(tower.pooled(captions), want)

@@ -236,7 +236,7 @@ def load_lm(path: str | Path):
 
     path = Path(path)
     try:
-        lm = AutoModelForCausalLM.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, use_kernels=False)
         settings = path / "tokenizer_config.json"
         kind = json.loads(settings.read_text()).get("tokenizer_class") if settings.exists() else None
         if kind in ("TokenizersBackend", "PreTrainedTokenizerFast") and (path / "tokenizer.json").exists():

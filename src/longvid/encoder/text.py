@@ -73,9 +73,9 @@ class TextTower(nn.Module):
         try:
             kind = AutoConfig.from_pretrained(source).model_type
             if kind in PAIRED_TEXT_MODELS:
-                encoder = getattr(transformers, PAIRED_TEXT_MODELS[kind]).from_pretrained(source)
+                encoder = getattr(transformers, PAIRED_TEXT_MODELS[kind]).from_pretrained(source, use_kernels=False)
             else:
-                encoder = AutoModel.from_pretrained(source)
+                encoder = AutoModel.from_pretrained(source, use_kernels=False)
             tokenizer = AutoTokenizer.from_pretrained(source)
         except OSError as e:
             raise ModelLoadError(f"{source}: cannot load a text encoder ({str(e).splitlines()[0]})") from e

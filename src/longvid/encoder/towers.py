@@ -42,7 +42,7 @@ def _vision_model(tower):
                    "clip": CLIPVisionModel, "clip_vision_model": CLIPVisionModel}  # fmt: skip
         if kind not in classes:
             raise InvalidRequestError(f"{tower}: a {kind} model; image towers supported: SigLIP, CLIP")
-        tower = classes[kind].from_pretrained(tower)
+        tower = classes[kind].from_pretrained(tower, use_kernels=False)
     inner = getattr(tower, "vision_model", tower)
     if not hasattr(inner, "post_layernorm") or not hasattr(inner, "embeddings"):
         raise InvalidRequestError(f"not a SigLIP or CLIP vision tower: {type(tower).__name__}")

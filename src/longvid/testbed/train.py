@@ -99,7 +99,7 @@ def build_model(cfg: TrainConfig):
     if cfg.init is not None:
         from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
-        model = LlavaOnevisionForConditionalGeneration.from_pretrained(cfg.init)
+        model = LlavaOnevisionForConditionalGeneration.from_pretrained(cfg.init, use_kernels=False)
         tokenizer = AutoTokenizer.from_pretrained(cfg.init)
         preprocess = json.loads((Path(cfg.init) / "preprocessor_config.json").read_text())
         return model, tokenizer, preprocess

@@ -64,6 +64,13 @@ def read_adapter(model: str | Path) -> FamilyAdapter:
     return adapter_class(files.config.model_type)(files)
 
 
+# transformers 5.25 kernelizes layers with kernels fetched from the Hub by default (and refuses
+# to load without the `kernels` package). longvid loads without them: nothing is fetched at load
+# time (offline nodes load the same), the layers are the ones longvid's exactness tests hold
+# to transformers' reference, and the attention is longvid's own anyway.
+KERNEL_FREE = {"use_kernels": False}
+
+
 def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
@@ -109,14 +116,15 @@ def load(
     model_cls = getattr(transformers, adapter_cls.model_classes[files.config.model_type])
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
+    pinned = {"revision": files.revision} if files.revision else {}
     try:
         if device_map is not None:
             first = "cuda" if torch.cuda.is_available() else "cpu"
             net = model_cls.from_pretrained(
-                files.source, revision=files.revision, dtype=dtype or default_dtype(first), device_map=device_map
+                files.source, dtype=dtype or default_dtype(first), device_map=device_map, **KERNEL_FREE, **pinned
             )
         else:
-            net = model_cls.from_pretrained(files.source, revision=files.revision, dtype=dtype or default_dtype(device))
+            net = model_cls.from_pretrained(files.source, dtype=dtype or default_dtype(device), **KERNEL_FREE, **pinned)
             net = net.to(device)
     except OSError as e:
         raise ModelLoadError(f"{model}: cannot load ({str(e).splitlines()[0]})") from e
