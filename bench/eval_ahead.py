@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
+from longvid.evals.answerers import model_answerer
 from longvid.evals.benchmarks import load_benchmark
 from longvid.evals.fixtures import write_fixture
 from longvid.evals.results import read_results
-from longvid.evals.runner import model_answerer, run_eval
+from longvid.evals.runner import run_eval
 from longvid.models import load
 from longvid.video.synth import random_scene, write_video
 from sampling import CACHE  # bench/sampling.py's cache folder

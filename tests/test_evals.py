@@ -138,7 +138,7 @@ def test_killed_run_resumes_without_recomputing(fixtures, tmp_path):
         again.append(video)
         return full_ask(video, prompt)
 
-    with pytest.warns(UserWarning, match="1 unreadable line"):
+    with pytest.warns(UserWarning, match=r"1 line\(s\) set aside .*\(1 unreadable\)"):
         summary = run_eval(bench, data, out, counting_ask, progress=False)
     assert len(again) == 3  # only the three items not yet written
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
@@ -258,7 +258,7 @@ def test_repair_keeps_every_valid_line_and_sets_the_rest_aside(tmp_path):
     path.write_bytes(lines[0] + junk[0] + lines[1] + junk[1] + junk[2] + lines[2] + junk[3] + lines[3] + junk[4]
                      + lines[4].rstrip(b"\n"))  # fmt: skip
     assert read(path) == good  # reading alone changes nothing
-    with pytest.warns(UserWarning, match="5 unreadable line"):
+    with pytest.warns(UserWarning, match=r"5 line\(s\) set aside .*\(5 unreadable\)"):
         assert read(path, repair=True) == good
     assert path.read_bytes() == b"".join(lines)  # the valid lines, each ending in a newline
     assert (tmp_path / "r.jsonl.bad").read_bytes() == b"".join(junk)
@@ -328,7 +328,7 @@ def test_decoding_ahead_gives_the_same_answers(fixtures, tmp_path):
     equal answering from the files one at a time; a missing video still fails only its items."""
     import shutil
 
-    from longvid.evals.runner import model_answerer
+    from longvid.evals.answerers import model_answerer
     from longvid.models import load
 
     data = tmp_path / "lvb"

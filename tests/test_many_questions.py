@@ -129,7 +129,7 @@ def test_eval_asks_the_questions_of_one_video_together(tmp_path):
     items = load_benchmark("videomme", root)
     assert len(items) == 6
 
-    from longvid.evals.runner import Answerer
+    from longvid.evals.answerers import Answerer
 
     def one(video, prompt):
         return f"({'ABCD'[len(prompt) % 4]})", {}

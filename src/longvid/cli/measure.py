@@ -165,16 +165,9 @@ def eval_(
 ) -> None:
     """Run a long-video benchmark: resumable (one line per item), shardable under torchrun,
     with a table per split and a JSON summary (``OUT`` with ``.summary.json``)."""
+    from longvid.evals.answerers import model_answerer
     from longvid.evals.results import free_path
-    from longvid.evals.runner import (
-        Shard,
-        device_for,
-        format_summary,
-        model_answerer,
-        run_eval,
-        run_identity,
-        write_summary,
-    )
+    from longvid.evals.runner import Shard, device_for, format_summary, run_eval, run_identity, write_summary
     from longvid.evals.runner import compare as compare_runs
 
     if compare is not None:  # the runs' .run.json name their benchmark

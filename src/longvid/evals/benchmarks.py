@@ -246,7 +246,33 @@ def load_benchmark(name: str, data: str | Path) -> list[Item]:
     data = Path(data)
     if not data.is_dir():
         raise InvalidRequestError(f"{data}: not a folder")
-    return LOADERS[name](data)
+    try:
+        items = LOADERS[name](data)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+        if isinstance(e, InvalidRequestError):
+            raise
+        raise InvalidRequestError(
+            f"{data}: the {name} annotations are not in the expected layout ({type(e).__name__}: {e}); "
+            "docs/evals.md shows the layout"
+        ) from None
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise InvalidRequestError(f"{data}: item ids must be unique ({', '.join(twice)} repeat)")
+    return items
+
+
+def content_hash(items: list[Item]) -> str:
+    """What the items are, not where they lie: ids, questions, options, answers, splits, and
+    each video's file name and size (a changed answer or a swapped video changes it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for it in items:
+        size = it.video.stat().st_size if it.video.exists() else -1
+        row = [it.id, it.question, list(it.options), it.answer, it.splits, it.video.name, size]
+        digest.update(json.dumps(row, sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()[:16]
 
 
 def build_prompt(name: str, item: Item) -> str:

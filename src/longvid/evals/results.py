@@ -3,7 +3,11 @@ complete, read back with every valid line kept, and tied to the settings that pr
 
 - **Repair**: a line that is not a JSON object with an ``id`` (a half-written last line, a
   corrupted byte, a stray ``null``) is set aside in ``OUT.bad`` and reported; every valid
-  line, before or after it, is kept.
+  line, before or after it, is kept. On resume every line is also vetted (``check``): an id no
+  item has, a field of the wrong type, a grade that does not follow from the response and the
+  annotations, or two answered lines for one item are set aside too, and those items are
+  asked again: nothing read back is trusted because it is there.
+- **One writer**: ``lock`` keeps a second run off a results file while one writes it.
 - **Identity**: ``OUT`` with ``.run.json`` records what produced the answers (benchmark, data
   folder, model, every option that changes an answer, longvid's version). A run whose identity
   differs from the file's is refused with the differences named (or goes to a new file on
@@ -33,31 +37,42 @@ def check_results_path(path: Path) -> None:
         raise InvalidRequestError(f"{path} is a folder; --out names a results file (e.g. {path}/results.jsonl)")
 
 
-def read_results(path: Path, repair: bool = False) -> list[dict]:
+def read_results(path: Path, repair: bool = False, check=None) -> list[dict]:
     """The valid records of a results file, in file order. ``repair``: rewrite the file with
     the valid lines only (each ending in a newline, so appending continues cleanly) and move
-    the others to ``OUT.bad``, with a warning that counts them."""
+    the others to ``OUT.bad``, with a warning that counts them. ``check(record)``: None for a
+    line to keep, else why not (and an item answered on two lines keeps neither)."""
     path = Path(path)
     if not path.exists():
         return []
     check_results_path(path)
     raw = path.read_bytes()
-    records, kept, bad = [], [], []
-    for line in raw.splitlines(keepends=True):
-        if not line.strip():
-            continue
-        record = _record(line)
-        if record is None:
-            bad.append(line if line.endswith(b"\n") else line + b"\n")
+    records, kept, bad, reasons = [], [], [], {}
+    lines = [(ln if ln.endswith(b"\n") else ln + b"\n") for ln in raw.splitlines(keepends=True) if ln.strip()]
+    parsed = [_record(ln) for ln in lines]
+    answered: dict[str, int] = {}
+    if check is not None:  # an item answered twice: neither line is trusted
+        for r in parsed:
+            if r is not None and "error" not in r:
+                answered[r["id"]] = answered.get(r["id"], 0) + 1
+    for line, record in zip(lines, parsed, strict=True):
+        why = "unreadable" if record is None else (check(record) if check is not None else None)
+        if why is None and check is not None and answered.get(record["id"], 0) > 1 and "error" not in record:
+            why = "the item is answered on more than one line"
+        if why is not None:
+            bad.append(line)
+            reasons[why] = reasons.get(why, 0) + 1
             continue
         records.append(record)
-        kept.append(line if line.endswith(b"\n") else line + b"\n")
+        kept.append(line)
     if repair and (bad or b"".join(kept) != raw):
         if bad:
             aside = path.with_name(path.name + ".bad")
             with aside.open("ab") as f:
                 f.writelines(bad)
-            warnings.warn(f"{path}: {len(bad)} unreadable line(s) set aside in {aside}", stacklevel=2)
+            said = "; ".join(f"{n} {why}" for why, n in reasons.items())
+            warnings.warn(f"{path}: {len(bad)} line(s) set aside in {aside} ({said}); their items are asked again",
+                          stacklevel=2)  # fmt: skip
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(b"".join(kept))
         os.replace(tmp, path)
@@ -84,6 +99,35 @@ def merge(out: Path, parts: list[Path], order: list[str]) -> None:
 
 def identity_path(out: Path) -> Path:
     return out.with_suffix(".run.json")
+
+
+class lock:
+    """Held while a run appends to ``path``: a second run on the same file is refused at once
+    (an advisory ``flock`` on ``PATH.lock``, released when the process ends however it ends)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).with_name(Path(path).name + ".lock")
+        self.handle = None
+
+    def __enter__(self) -> lock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise InvalidRequestError(
+                f"another run is writing {self.path.with_suffix('')} now; wait for it, or pass another --out"
+            ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
 
 
 def claim(out: Path, identity: dict, existing: list[Path]) -> None:

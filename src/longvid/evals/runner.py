@@ -11,7 +11,6 @@ benchmark order, into the main file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -21,9 +20,10 @@ from pathlib import Path
 
 from longvid.ahead import Ahead
 from longvid.errors import InvalidRequestError
+from longvid.evals.answerers import Answerer, as_answerer
 from longvid.evals.answers import parse_choice
-from longvid.evals.benchmarks import Item, build_prompt, load_benchmark, summarize
-from longvid.evals.results import check_results_path, claim, latest_by_id, merge, read_results
+from longvid.evals.benchmarks import Item, build_prompt, content_hash, load_benchmark, summarize
+from longvid.evals.results import check_results_path, claim, latest_by_id, lock, merge, read_results
 from longvid.models.inference.request import AskOptions
 from longvid.progress import bar
 
@@ -43,91 +43,11 @@ class Shard:
         return out.with_name(f"{out.stem}.rank{self.rank}-of-{self.world}{out.suffix}")
 
 
-# answers are a letter or a short phrase naming an option; tokens past these are never read
-ANSWER_TOKENS = 16
-
-
 def device_for(device: str, shard: Shard) -> str:
     """Under torchrun a bare ``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``)."""
     if device.startswith("cuda") and shard.world > 1 and ":" not in device:
         return f"cuda:{os.environ.get('LOCAL_RANK', shard.rank)}"
     return device
-
-
-class Answerer:
-    """What ``run_eval`` asks: ``ask(video, prompt) -> (response, extra line fields)``;
-    ``ask_many`` for several prompts about one video (default: one by one); ``load(video)``
-    the video's frames decoded ahead in a thread when ``decodes_ahead``."""
-
-    decodes_ahead = False
-
-    def ask(self, video, prompt: str) -> tuple[str, dict]:
-        raise NotImplementedError
-
-    def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
-        return [self.ask(video, p) for p in prompts]
-
-    def load(self, video: Path):
-        return None
-
-    def __call__(self, video, prompt: str) -> tuple[str, dict]:
-        return self.ask(video, prompt)
-
-
-class FunctionAnswerer(Answerer):
-    """A plain ``ask(video, prompt)`` function as an ``Answerer``."""
-
-    def __init__(self, fn: Callable[[Path, str], tuple[str, dict]]) -> None:
-        self.fn = fn
-
-    def ask(self, video, prompt: str) -> tuple[str, dict]:
-        return self.fn(video, prompt)
-
-
-def as_answerer(ask: Answerer | Callable[[Path, str], tuple[str, dict]]) -> Answerer:
-    return ask if isinstance(ask, Answerer) else FunctionAnswerer(ask)
-
-
-class ModelAnswerer(Answerer):
-    """A ``VideoLLM`` under one ``AskOptions``: several questions about one video get one
-    encoding and one shared prefill; the next video is decoded ahead (``decode_ahead``)."""
-
-    def __init__(self, llm, options: AskOptions | None = None, decode_ahead: bool = True) -> None:
-        self.llm, self.decodes_ahead = llm, decode_ahead
-        self.options = AskOptions.build(options, max_new_tokens=ANSWER_TOKENS)
-
-    @staticmethod
-    def _line(answer) -> tuple[str, dict]:
-        r = answer.report
-        return answer.text, {"frames": r.frames, "visual_tokens": r.visual_tokens,
-                             "shared_prefix_tokens": r.shared_prefix_tokens}  # fmt: skip
-
-    def _for(self, video) -> AskOptions:
-        """Frames decoded ahead were chosen by the fps budget already: all of them are used."""
-        if isinstance(video, Path | str):
-            return self.options
-        return dataclasses.replace(self.options, fps=None, min_frames=None, max_frames=None, frames=len(video))
-
-    def ask(self, video, prompt: str) -> tuple[str, dict]:
-        return self._line(self.llm.ask(video, prompt, self._for(video)))
-
-    def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
-        return [self._line(a) for a in self.llm.ask(video, prompts, self._for(video))]
-
-    def load(self, video: Path):
-        """The video's frames as ``ask`` would read them (for decoding ahead, in a thread)."""
-        from longvid.models.inference.sampling import plan_sampling
-        from longvid.video import FrameReader
-
-        plan = plan_sampling(self.llm.adapter, Path(video), self.options)
-        reader = FrameReader(video)
-        size = plan.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)
-        return reader.sample(n=plan.frames, size=size)
-
-
-def model_answerer(llm, options: AskOptions | dict | None = None, **fields) -> ModelAnswerer:
-    """``run_eval``'s answerer over a ``VideoLLM`` (options as for ``VideoLLM.ask``)."""
-    return ModelAnswerer(llm, AskOptions.build(options, **fields))
 
 
 def run_identity(bench: str, data: str | Path, model: str, options: AskOptions | dict) -> dict:
@@ -137,8 +57,10 @@ def run_identity(bench: str, data: str | Path, model: str, options: AskOptions |
     from importlib.metadata import version
 
     fields = options.identity() if isinstance(options, AskOptions) else dict(options)
-    return {"benchmark": bench, "data": str(Path(data).resolve()), "model": str(model), **fields,
-            "longvid": version("longvid")}  # fmt: skip
+    # the data's content, not only its folder: an annotation changed after a run is another run
+    content = content_hash(load_benchmark(bench, data))
+    return {"benchmark": bench, "data": str(Path(data).resolve()), "data_content": content, "model": str(model),
+            **fields, "longvid": version("longvid")}  # fmt: skip
 
 
 def _graded(item: Item, response: str, extra: dict, seconds: float) -> dict:
@@ -214,10 +136,11 @@ def run_eval(
     shard = shard or Shard.from_env()
     items, mine = select_items(bench, data, limit, shard)
     path = shard.path(out)
-    if identity is not None:
-        claim(out, identity, [path, out])
-    done = resume(out, path, shard)
-    answer_items(bench, mine, done, path, as_answerer(ask), shard, progress, on_error)
+    with lock(path):
+        if identity is not None:
+            claim(out, identity, [path, out])
+        done = resume(out, path, shard, items)
+        answer_items(bench, mine, done, path, as_answerer(ask), shard, progress, on_error)
     if shard.world > 1:
         _barrier()
         if shard.rank != 0:
@@ -240,13 +163,43 @@ def select_items(bench: str, data: str | Path, limit: int | None, shard: Shard) 
     return items, mine
 
 
-def resume(out: Path, path: Path, shard: Shard) -> dict[str, dict]:
+def resume(out: Path, path: Path, shard: Shard, items: list[Item]) -> dict[str, dict]:
     """The lines earlier runs wrote, by item id (this rank's file, and under torchrun the merged
-    file of an earlier run); unreadable lines set aside."""
-    done = latest_by_id(read_results(path, repair=True))
+    file of an earlier run), each vetted against the items (``vet``); the rest set aside."""
+    check = vet(items)
+    done = latest_by_id(read_results(path, repair=True, check=check))
     if shard.world > 1:
-        done.update({k: r for k, r in latest_by_id(read_results(out)).items() if k not in done})
+        merged = latest_by_id(read_results(out, repair=shard.rank == 0, check=check))
+        done.update({k: r for k, r in merged.items() if k not in done})
     return done
+
+
+def vet(items: list[Item]):
+    """``check(record)`` for ``read_results``: why a line read back cannot be trusted, or None.
+    A line must name an item of this benchmark, carry fields of the right types, and grade as
+    its response grades against these annotations (a stale or edited line does not)."""
+    by_id = {it.id: it for it in items}
+    optional_text = ("response", "pred", "answer")
+
+    def check(r: dict) -> str | None:
+        item = by_id.get(r["id"])
+        if item is None:
+            return "an id no item of the benchmark has"
+        if any(not isinstance(r.get(k), str | None) for k in optional_text) or not isinstance(
+            r.get("correct"), bool | None
+        ):
+            return "a field of the wrong type"
+        if "error" in r:
+            return None if isinstance(r["error"], str) else "a field of the wrong type"
+        if not isinstance(r.get("response"), str):
+            return "an answered line without its response"
+        pred = parse_choice(r["response"], list(item.options))
+        correct = None if item.answer is None else pred == item.answer
+        if (r.get("pred"), r.get("answer"), r.get("correct")) != (pred, item.answer, correct):
+            return "a grade that does not follow from its response and the annotations"
+        return None
+
+    return check
 
 
 def answer_items(bench: str, mine: list[Item], done: dict[str, dict], path: Path, ask: Answerer, shard: Shard,
