@@ -64,7 +64,7 @@ def test_synth_writes_video_and_truth(capsys, tmp_path):
         (["frames", "SAMPLE", "--indices", "1,99999"], "out of range"),
         (["frames", "SAMPLE", "-n", "5000", "--strict"], "5000 frames requested"),
         (["frames", "SAMPLE", "-n", "3", "--size", "big"], "--size must be"),
-        (["synth", "--out", "x.mp4", "--minutes", "0"], "--minutes must be > 0"),
+        (["synth", "--out", "x.mp4", "--minutes", "0"], "--minutes must be a number > 0"),
     ],
 )
 def test_errors_are_one_line(capsys, args, needle):
@@ -108,7 +108,7 @@ BAD_INPUTS = [
     (["frames", SAMPLE, "-n", "2", "--sheet", "{tmp}/x.foo"], "not an image file name"),
     (["synth", "--out", "{tmp}/x.mp4", "--codec", "h265", "--minutes", "0.01"], "no 'h265' encoder"),
     (["synth", "--out", "{tmp}/x.mp4", "--fps", "abc"], "--fps must be a number"),
-    (["synth", "--out", "{tmp}/x.mp4", "--minutes", "-1"], "--minutes must be > 0"),
+    (["synth", "--out", "{tmp}/x.mp4", "--minutes", "-1"], "--minutes must be a number > 0"),
     (["ask", SAMPLE, "q", "--device", "bogus"], "unknown device 'bogus'"),
     (["ask", SAMPLE, "q", "--kv-bits", "3"], "unknown kv_bits 3"),
     (["ask", SAMPLE, "q", "--pooling", "progressive", "--anchors", "sometimes"], "unknown anchors"),
@@ -127,13 +127,50 @@ BAD_INPUTS = [
     (["encoder", "train", "{tmp}/missing.toml"], "no such config file"),
     (["encoder", "eval", "{tmp}/nockpt", "--manifest", "{tmp}/m.jsonl"], "no encoder checkpoint"),
     (["encoder", "synth", "{tmp}/s", "--n", "0"], "need n >= 1"),
+    # found by trying (issue: nothing wrong silently accepted, no traceback left)
+    (["synth", "--out", "{tmp}/x.mp4", "--fps", "0"], "--fps must be > 0"),
+    (["synth", "--out", "{tmp}/x.mp4", "--width", "0"], "--width must be an even number"),
+    (["synth", "--out", "{tmp}/x.mp4", "--minutes", "nan"], "--minutes must be a number > 0"),
+    (["synth", "--out", "{tmp}"], "--out must name a video file"),
+    (["probe", "--depths", "1:0:0.25", "--frames", "4"], "start <= stop"),
+    (["serve", "--max-upload-mb", "nan"], "--max-upload-mb must be a number > 0"),
+    (["serve", "--device", "bogus"], "unknown device 'bogus'"),
+    (["serve", "--max-held-mb", "1", "--max-upload-mb", "8"], "--max-held-mb must be"),
+    (["prepare", SAMPLE, "q", "--model", "{weights}", "--out", "{tmp}"], "is a folder"),
+    (["frames", SAMPLE, "-n", "120", "--size", "8000x8000"], "would take"),
+    (["ask", SAMPLE, "q", "-q", ""], "a question must not be empty"),
+    (["ask", SAMPLE, "q", "--visual-window", "0"], "visual_window must be >= 1"),
+    (["ask", SAMPLE, "q", "--frames", "8", "--fps", "2"], "frames or fps, not both"),
+    (["ask", SAMPLE, "q", "--total-pixels", "1000"], "apply to Qwen's resize rule"),
+    (["ask", SAMPLE, "q", "--model", "{damaged}"], "model.safetensors is damaged or cut short"),
+    (["encoder", "train", "{tmp}/list.yaml"], "a config is a mapping"),
+    (["encoder", "train", "{tmp}/binary.toml"], "not a text file"),
 ]
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(map(str, a[:3])) for a, _ in BAD_INPUTS])
 def test_bad_inputs_are_one_line_never_a_traceback(capsys, tmp_path, args, message):
+    import shutil
+
+    from longvid.bundled import TESTBED_WEIGHTS
+
     (tmp_path / "notes.txt").write_text("these are my notes, not a video\n" * 400)
-    code, out, err = run(capsys, *[str(a).replace("{tmp}", str(tmp_path)) for a in args])
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    (tmp_path / "binary.toml").write_bytes(bytes(range(128, 256)))
+    damaged = tmp_path / "damaged"
+    if "{damaged}" in args:  # a checkpoint whose weights file was cut short (a partial download)
+        shutil.copytree(TESTBED_WEIGHTS, damaged)
+        weights = damaged / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    swap = {"{tmp}": str(tmp_path), "{weights}": str(TESTBED_WEIGHTS), "{damaged}": str(damaged)}
+
+    def fill(a):
+        a = str(a)
+        for k, v in swap.items():
+            a = a.replace(k, v)
+        return a
+
+    code, out, err = run(capsys, *[fill(a) for a in args])
     assert code == 2, (out, err)
     assert "Traceback" not in err and err.startswith("longvid: error: ") and err.count("\n") == 1, err
     assert message.replace("{tmp}", str(tmp_path)) in err

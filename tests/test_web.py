@@ -259,3 +259,45 @@ def test_follow_up_questions_continue_the_last_conversation(client):
     stale = wait(client, client.post("/api/ask", json={"follow_up": follow["id"], "question": "q"}).json()["job"])
     assert stale["status"] == "error" and "conversation is gone" in stale["error"]
     assert client.post("/api/ask", json={"follow_up": "nope", "question": "q"}).status_code == 400
+
+
+def test_uploads_held_are_bounded_in_total_and_in_number(tmp_path):
+    """The server holds at most max_total_bytes of uploads (507 past it) and MAX_HELD of them
+    (429): ten minutes of uploads can no longer fill the disk."""
+    import asyncio
+
+    from longvid.bundled import SAMPLE_VIDEO
+    from longvid.web import uploads as uploads_mod
+    from longvid.web.errors import InsufficientStorage, TooManyRequests, status_of
+    from longvid.web.uploads import Uploads
+
+    video = SAMPLE_VIDEO.read_bytes()
+
+    async def body(data: bytes, chunk: int = 65536):
+        for i in range(0, len(data), chunk):
+            yield data[i : i + chunk]
+
+    async def scenario():
+        ups = Uploads(max_bytes=len(video) + 10, max_total_bytes=2 * len(video) + 10)
+        try:
+            await ups.store(body(video), "a.mp4")
+            await ups.store(body(video), "b.mp4")
+            with pytest.raises(InsufficientStorage) as e:
+                await ups.store(body(video), "c.mp4")
+            assert status_of(e.value) == 507
+            assert len(list(ups.folder.iterdir())) == 2  # the refused one is not kept
+            ups.take(next(iter(ups.held)))  # one question asked: room again
+            await ups.store(body(video), "d.mp4")
+            many = Uploads(max_bytes=len(video) + 10, max_total_bytes=10**12)
+            try:
+                for k in range(uploads_mod.MAX_HELD):
+                    await many.store(body(video), f"{k}.mp4")
+                with pytest.raises(TooManyRequests) as e:
+                    await many.store(body(video), "one-more.mp4")
+                assert status_of(e.value) == 429
+            finally:
+                many.close()
+        finally:
+            ups.close()
+
+    asyncio.run(scenario())

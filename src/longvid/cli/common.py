@@ -103,15 +103,17 @@ def parse_depths(text: str | None) -> list[float] | None:
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0:
+            if step <= 0 or stop < start:
                 raise ValueError
             count = round((stop - start) / step) + 1
             values = [round(start + i * step, 6) for i in range(count)]
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise InvalidRequestError(f"--depths must be start:stop:step or a list like 0,0.5,1 (got {text!r})") from None
-    if any(not 0 <= v <= 1 for v in values):
+        raise InvalidRequestError(
+            f"--depths must be start:stop:step with start <= stop and step > 0, or a list like 0,0.5,1 (got {text!r})"
+        ) from None
+    if not values or any(not 0 <= v <= 1 for v in values):
         raise InvalidRequestError("--depths must lie in [0, 1]")
     return values
 

@@ -169,15 +169,22 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 7860,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     max_upload_mb: Annotated[float, typer.Option(help="Largest video upload, in MB.")] = 512,
+    max_held_mb: Annotated[
+        float | None, typer.Option(help="All uploads held at once, in MB (default: 4 x --max-upload-mb).")
+    ] = None,
 ) -> None:
     """A web page: upload a video (or use the sample), ask, and see the answer with the frames
     the model saw, tokens per frame, memory and time."""
     from longvid.web.server import serve as run_server
 
     quiet_transformers()
-    if max_upload_mb <= 0:
-        raise InvalidRequestError(f"--max-upload-mb must be positive (got {max_upload_mb})")
-    run_server(model, host=host, port=port, device=device, max_upload_mb=max_upload_mb)
+    import math
+
+    if not (math.isfinite(max_upload_mb) and max_upload_mb > 0):
+        raise InvalidRequestError(f"--max-upload-mb must be a number > 0 (got {max_upload_mb})")
+    if max_held_mb is not None and not (math.isfinite(max_held_mb) and max_held_mb >= max_upload_mb):
+        raise InvalidRequestError(f"--max-held-mb must be a number >= --max-upload-mb (got {max_held_mb})")
+    run_server(model, host=host, port=port, device=device, max_upload_mb=max_upload_mb, max_held_mb=max_held_mb)
 
 
 @app.command()
@@ -220,6 +227,8 @@ def prepare(
     from longvid.models.checkpoint.prepare import prepare as prepare_inputs
 
     quiet_transformers()
+    if out.is_dir():
+        raise InvalidRequestError(f"--out {out} is a folder; name a .safetensors file")
     inputs = prepare_inputs(model, video, question, frames=frames, fps=fps, min_frames=min_frames,
                             max_frames=max_frames, min_pixels=min_pixels, max_pixels=max_pixels,
                             total_pixels=total_pixels, fast_resize=fast_resize)  # fmt: skip

@@ -76,6 +76,9 @@ def frames(
         workers=workers,
     )
     if out is not None:
+        if out.is_dir():
+            raise InvalidRequestError(f"--out {out} is a folder; name an .npz file")
+        out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")  # what numpy writes
         out.parent.mkdir(parents=True, exist_ok=True)
         result.save_npz(out)
     if sheet is not None:
@@ -119,16 +122,24 @@ def synth(
     stamp: Annotated[bool, typer.Option(help="Write each frame's index into its pixels.")] = False,
 ) -> None:
     """Generate a procedural video with ground-truth events (written beside it as .json)."""
+    import math
     from fractions import Fraction
 
     from longvid.video.synth import describe_events, random_scene, write_video
 
-    if minutes <= 0:
-        raise InvalidRequestError(f"--minutes must be > 0 (got {minutes})")
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise InvalidRequestError(f"--minutes must be a number > 0 (got {minutes})")
     try:
         rate = Fraction(fps)
     except (ValueError, ZeroDivisionError):
         raise InvalidRequestError(f"--fps must be a number or a fraction like 30000/1001, not {fps!r}") from None
+    if rate <= 0:
+        raise InvalidRequestError(f"--fps must be > 0 (got {fps})")
+    for name, side in (("--width", width), ("--height", height)):
+        if side < 16 or side % 2:
+            raise InvalidRequestError(f"{name} must be an even number of pixels >= 16 (got {side})")
+    if out.is_dir() or out.suffix.lower() not in (".mp4", ".mkv", ".webm", ".avi", ".mov"):
+        raise InvalidRequestError(f"--out must name a video file (.mp4, .mkv, .webm), not {out}")
     num_frames = max(1, round(minutes * 60 * float(rate)))
     scene = random_scene(
         seed, num_frames, width=width, height=height, fps=rate, num_events=events, background=background, stamp=stamp

@@ -129,7 +129,12 @@ def load_config(path: str | Path, overrides: dict | None = None) -> EncoderTrain
     path = Path(path)
     if not path.exists():
         raise InvalidRequestError(f"no such config file: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise InvalidRequestError(f"{path} is a folder; name a .toml or .yaml config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"{path}: not a text file (a .toml or .yaml config is expected)") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -139,6 +144,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> EncoderTrain
             raw = tomllib.loads(text)
     except Exception as e:  # both parsers' errors become one clear message
         raise InvalidRequestError(f"{path}: cannot parse config ({e})") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(f"{path}: a config is a mapping of keys to values (got a {type(raw).__name__})")
     flat: dict = {}
     for key, value in raw.items():
         flat.update(value if isinstance(value, dict) else {key: value})

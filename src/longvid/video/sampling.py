@@ -64,6 +64,20 @@ def _target_size(width: int, height: int, size: Size) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def check_room(frames: int, width: int, height: int) -> None:
+    """Refuse, before anything is allocated, frames that would not fit in the memory free now
+    (the array is frames x height x width x 3 bytes; decoding needs a little more)."""
+    import psutil
+
+    need = frames * width * height * 3
+    free = psutil.virtual_memory().available
+    if need > 0.8 * free:
+        raise InvalidRequestError(
+            f"{frames} frames of {width}x{height} would take {need / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is "
+            "free: ask for fewer frames or a smaller size"
+        )
+
+
 class FrameReader:
     """Sampling from one video file. Cheap to create; the frame index is cached per file.
 
@@ -118,6 +132,7 @@ class FrameReader:
         request = dict(n=n, indices=indices, fps=fps, max_frames=max_frames, timestamps=timestamps)
         requested, sources, unique, (out_w, out_h) = self._resolve(request, size, fast, tolerance, strict)
         stats = DecodeStats()
+        check_room(len(unique), out_w, out_h)
         if workers is None:
             workers = default_workers(len(plan_segments(self.index, unique)), minimum_decodes(self.index, unique))
         if workers < 1:

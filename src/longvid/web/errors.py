@@ -28,6 +28,16 @@ class PayloadTooLarge(HTTPError):
     status = 413
 
 
+class TooManyRequests(HTTPError):
+    status = 429
+
+
+class InsufficientStorage(HTTPError):
+    """The server holds as many uploaded bytes as it was told to."""
+
+    status = 507
+
+
 def status_of(error: LongvidError) -> int:
     return error.status if isinstance(error, HTTPError) else 400
 

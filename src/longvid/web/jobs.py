@@ -66,9 +66,9 @@ class Job:
 class Worker:
     """Runs jobs one at a time on one loaded model, in a background thread."""
 
-    def __init__(self, model: str | None, device: str) -> None:
+    def __init__(self, model: str | None, device: str, llm=None) -> None:
         self.model_name, self.device = model, device
-        self.llm = None
+        self.llm = llm
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job] = queue.Queue()
         self.lock = threading.Lock()
@@ -79,7 +79,8 @@ class Worker:
     def load(self) -> None:
         from longvid.models import load
 
-        self.llm = load(self.model_name, device=self.device)
+        if self.llm is None:
+            self.llm = load(self.model_name, device=self.device)
         self.thread.start()
 
     def submit(self, job: Job) -> None:

@@ -107,11 +107,15 @@ class Api:
     async def upload(self, request: Request):
         """The video is the raw request body (``X-Filename`` names it for display)."""
         name = (request.headers.get("x-filename") or "upload")[:200]
+        from starlette.requests import ClientDisconnect
+
         try:
             self.uploads.check_length(request.headers.get("content-length"))
             key, up, info = await self.uploads.store(request.stream(), name)
         except LongvidError as e:
             return error_response(e)
+        except ClientDisconnect:  # the client went away mid-upload: nothing to answer, nothing to log
+            return JSONResponse({"error": "the upload was interrupted"}, status_code=400)
         size = up.path.stat().st_size
         return JSONResponse(
             {

@@ -29,8 +29,11 @@ def create_app(
     device: str = "cpu",
     max_upload_mb: float = 512,
     sample: Path | None = None,
+    llm=None,
+    max_held_mb: float | None = None,
 ):
-    """The Starlette app: loads the model (the bundled testbed by default) at start-up."""
+    """The Starlette app: loads the model (the bundled testbed by default) at start-up, or
+    serves ``llm`` already loaded."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -42,8 +45,8 @@ def create_app(
         from longvid.testbed.sample import default_sample
 
         sample = Path(default_sample())
-    uploads = Uploads(int(max_upload_mb * 2**20))
-    worker = Worker(model, device)
+    uploads = Uploads(int(max_upload_mb * 2**20), int(max_held_mb * 2**20) if max_held_mb else None)
+    worker = Worker(model, device, llm)
     api = Api(worker, uploads, sample, max_upload_mb)
 
     @asynccontextmanager
@@ -75,10 +78,16 @@ def serve(
     port: int = 7860,
     device: str = "cpu",
     max_upload_mb: float = 512,
+    max_held_mb: float | None = None,
 ) -> None:
     """Run the page with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(model, device=device, max_upload_mb=max_upload_mb)
+    from longvid.models import load
+
+    # loaded before the address is printed: a bad model or device is one line and exit 2,
+    # never a server that starts and then fails
+    llm = load(model, device=device)
+    app = create_app(model, device=device, max_upload_mb=max_upload_mb, llm=llm, max_held_mb=max_held_mb)
     print(f"longvid serve: http://{host}:{port}/  (uploads up to {max_upload_mb:g} MB)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

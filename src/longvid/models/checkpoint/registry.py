@@ -71,6 +71,27 @@ def read_adapter(model: str | Path) -> FamilyAdapter:
 KERNEL_FREE = {"use_kernels": False}
 
 
+def damage(e: Exception, source: Path | str) -> str:
+    """One line on what is wrong with a checkpoint's weights, naming the file when it can."""
+    text = str(e)
+    if type(e).__name__ == "SafetensorError":
+        broken = "a weights file"
+        if isinstance(source, Path):
+            from safetensors import safe_open
+
+            for f in sorted(source.glob("*.safetensors")):
+                try:
+                    with safe_open(str(f), "pt") as handle:
+                        handle.keys()
+                except Exception:
+                    broken = f.name
+                    break
+        return f"{broken} is damaged or cut short: {text.splitlines()[0]}"
+    if "mismatched" in text or "size mismatch" in text or "ignore_mismatched_sizes" in text:
+        return "their sizes do not match the config (weights of another model, or a config edited after saving)"
+    return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
@@ -128,6 +149,10 @@ def load(
             net = net.to(device)
     except OSError as e:
         raise ModelLoadError(f"{model}: cannot load ({str(e).splitlines()[0]})") from e
+    except Exception as e:  # a damaged, truncated or mismatched checkpoint: one line naming what is wrong
+        if type(e).__name__ != "SafetensorError" and not isinstance(e, RuntimeError | ValueError | KeyError):
+            raise
+        raise ModelLoadError(f"{model}: its weights cannot be loaded ({damage(e, files.source)})") from e
     return VideoLLM(adapter_cls(files, net.eval()), visual_window=visual_window)
 
 
