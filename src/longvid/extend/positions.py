@@ -55,6 +55,9 @@ class VisualSpan:
     kept: tuple[tuple[int, ...], ...] | None = None
     # 1-D layouts: "compact" numbers kept tokens consecutively, "original" keeps their places
     kept_positions: str = "compact"
+    # per step, text tokens before and after its grid (Qwen3-VL's timestamps and start/end):
+    # M-RoPE then places each step as its own (1, h, w) block between text
+    step_text: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kept_positions not in KEPT_POSITIONS:
@@ -62,7 +65,19 @@ class VisualSpan:
 
     def step_tokens(self, t: int) -> int:
         h, w = self.grids[t]
-        return (h * w if self.kept is None else len(self.kept[t])) + self.step_extra
+        text = sum(self.step_text[t]) if self.step_text is not None else 0
+        return (h * w if self.kept is None else len(self.kept[t])) + self.step_extra + text
+
+    def visual_mask(self) -> torch.Tensor:
+        """(length,) bool: True at the grid tokens, False at per-step text and extra tokens."""
+        parts = []
+        for t, (h, w) in enumerate(self.grids):
+            pre, post = self.step_text[t] if self.step_text is not None else (0, 0)
+            n = h * w if self.kept is None else len(self.kept[t])
+            parts += [torch.zeros(pre + self.step_extra, dtype=torch.bool), torch.ones(n, dtype=torch.bool),
+                      torch.zeros(post, dtype=torch.bool)]  # fmt: skip
+        parts.append(torch.zeros(self.extra, dtype=torch.bool))
+        return torch.cat(parts)
 
     @property
     def length(self) -> int:
@@ -137,6 +152,11 @@ def mrope_positions(spans: list[Span], temporal_scale: float = 1.0, start: float
             continue
         if span.step_extra:
             raise ValueError("M-RoPE layouts have no per-step extra tokens")
+        if span.step_text is not None:
+            ids = _grouped_mrope(span, pos, temporal_scale)
+            out.append(ids)
+            pos = float(ids.max()) + 1.0
+            continue
         strides = span.strides or (1.0,) * len(span.grids)
         blocks = []
         for t, ((h, w), stride) in enumerate(zip(span.grids, strides, strict=True)):
@@ -160,6 +180,31 @@ def mrope_positions(spans: list[Span], temporal_scale: float = 1.0, start: float
         pos = float(ids.max()) + 1.0
     ids = torch.cat(out, dim=1) if out else torch.zeros(3, 0, dtype=torch.float64)
     return _as_ids(ids)
+
+
+def _grouped_mrope(span: VisualSpan, pos: float, temporal_scale: float) -> torch.Tensor:
+    """Qwen3-VL's layout (transformers' ``get_rope_index``): each step's text advances one
+    position a token; its grid is a (1, h, w) block at the current position p (ids (p, p + i,
+    p + j)); the next text starts at p + max(h, w). With ``visual-pi`` (``temporal_scale`` s)
+    every advance inside the video is divided by s, the grids' own (h, w) offsets kept."""
+    strides = span.strides or (1.0,) * len(span.grids)
+    step = 1.0 / temporal_scale
+    blocks = []
+    for t, ((h, w), stride) in enumerate(zip(span.grids, strides, strict=True)):
+        pre, post = span.step_text[t]
+        blocks.append((pos + step * torch.arange(pre, dtype=torch.float64)).expand(3, -1))
+        pos += step * pre
+        rows = (torch.arange(h, dtype=torch.float64) + 0.5) * stride - 0.5
+        cols = (torch.arange(w, dtype=torch.float64) + 0.5) * stride - 0.5
+        grid_r, grid_c = torch.meshgrid(rows, cols, indexing="ij")
+        ids = torch.stack([torch.zeros(h * w, dtype=torch.float64), grid_r.reshape(-1), grid_c.reshape(-1)]) + pos
+        if span.kept is not None:
+            ids = ids[:, list(span.kept[t])]
+        blocks.append(ids)
+        pos += step * max(round(h * stride), round(w * stride))
+        blocks.append((pos + step * torch.arange(post, dtype=torch.float64)).expand(3, -1))
+        pos += step * post
+    return torch.cat(blocks, dim=1)
 
 
 def next_position(position_ids: torch.Tensor) -> float:

@@ -19,15 +19,14 @@ from longvid.video import FrameReader, Frames
 
 
 def sample_for(adapter: FamilyAdapter, video: str | Path | Frames | np.ndarray, frames: int, exact: bool = True):
-    """(uint8 frames, seconds of video or None): ``frames`` spread first-to-last over a file
-    (sized for the decoder when ``exact`` is False), or the frames given."""
+    """``Frames``: ``frames`` spread first-to-last over a file (sized for the decoder when
+    ``exact`` is False), or the frames given."""
     source = as_source(video)
     if isinstance(source, Frames):
-        return source.array, source.duration
+        return source
     reader = FrameReader(source)
     size = adapter.frame_size(reader.info.width, reader.info.height, exact)
-    got = reader.sample(n=frames, size=size)
-    return got.array, got.duration
+    return reader.sample(n=frames, size=size)
 
 
 def prepare(
@@ -53,13 +52,13 @@ def prepare(
     adapter = model if isinstance(model, FamilyAdapter) else read_adapter(model)
     plan = plan_sampling(adapter, as_source(video), options)
     adapter, n = plan.adapter, plan.frames
-    array, duration = sample_for(adapter, video, n, exact=not fast_resize)
+    sampled = sample_for(adapter, video, n, exact=not fast_resize)
+    array = sampled.array
     batch = adapter.pixels(array)
     before, after = adapter.prompt_ids(question)
     height, width = array.shape[1:3]
-    count = adapter.video_token_count(len(array), width, height)
-    video_id = adapter.tokenizer.convert_tokens_to_ids(adapter.video_token)
-    ids = torch.tensor([[*before, *([video_id] * count), *after]], dtype=torch.long)
+    per_step = adapter.video_token_count(adapter.frames_per_step, width, height) - adapter.extra_token_count()
+    ids = torch.tensor([adapter.video_prompt_ids(before, after, sampled, per_step)], dtype=torch.long)
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), **adapter.text_inputs(ids)}
-    inputs.update(adapter.official_inputs(batch, duration))
+    inputs.update(adapter.official_inputs(batch, sampled.duration))
     return inputs

@@ -149,6 +149,31 @@ class FamilyAdapter(ABC):
     def default_template(self) -> str:
         return chatml(self.video_markup)
 
+    # ---- families whose prompt carries time as text (Qwen3-VL): none by default
+
+    def video_spec(self, frames: int, width: int, height: int) -> PixelSpec | None:
+        """One frame size for a whole ``frames``-frame video when the family's rule depends on
+        the frame count (a pixel budget over all frames); None: each frame by ``spec``."""
+        return None
+
+    def step_text(self, frames) -> list[tuple[list[int], list[int]]] | None:
+        """Per temporal step, text ids the prompt puts before and after its tokens (Qwen3-VL's
+        timestamps); None: the video is one block of tokens."""
+        return None
+
+    def split_visual(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pooled tokens → (embeddings, per-token features for the first language layers or
+        None): Qwen3-VL's DeepStack rows travel as extra channels through pooling."""
+        return tokens, None
+
+    def video_prompt_ids(self, before: list[int], after: list[int], frames, tokens_per_step: int) -> list[int]:
+        """The ids the official processor writes: the text around the video and one video
+        token per visual token (``prepare``)."""
+        steps = -(-len(frames) // self.frames_per_step)
+        count = steps * tokens_per_step + self.extra_token_count()
+        video_id = self.tokenizer.convert_tokens_to_ids(self.video_token)
+        return [*before, *([video_id] * count), *after]
+
     # ---- weight-free, shared
 
     def default_frames(self) -> int:

@@ -126,7 +126,9 @@ class Pooler:
         pooled = pool_frames(grid, strides, self.adapter.pooling_op)
         if self.reducer is not None:  # keep the tokens the reducer chooses, then project only them
             hp, wp = -(-h // strides[0]), -(-w // strides[0])
-            kept = self.reducer.kept(torch.stack(pooled).reshape(len(pooled), hp, wp, -1), self.reduce_state)
+            stacked = torch.stack(pooled)  # scored by the embeddings alone (not Qwen3-VL's DeepStack rows)
+            main = self.adapter.split_visual(stacked.reshape(-1, stacked.shape[-1]))[0]
+            kept = self.reducer.kept(main.reshape(len(pooled), hp, wp, -1), self.reduce_state)
             pooled = [b[k] for b, k in zip(pooled, kept, strict=True)]
             self.kept.extend(tuple(int(i) for i in k) for k in kept)
         pooled = [self.adapter.project(b) for b in pooled]
@@ -141,9 +143,12 @@ class Pooler:
 
     def finish(self, frames: Frames) -> VisualTokens:
         extra = self.adapter.extra_visual_tokens()
-        blocks = self.blocks + ([] if extra is None else [extra.to(self.blocks[0].dtype)])
+        blocks, deepstack, step_text = _step_text_blocks(self.adapter, self.blocks, frames)
+        blocks = blocks + ([] if extra is None else [extra.to(blocks[0].dtype)])
         n_extra = 0 if extra is None else extra.shape[0]
         return VisualTokens(
+            step_text=step_text,
+            deepstack=deepstack,
             blocks=blocks,
             grids=self.grids,
             strides=self.strides,
@@ -156,6 +161,27 @@ class Pooler:
             kept=self.kept,
             kept_positions="compact" if self.reducer is None else self.reducer.positions,
         )
+
+
+def _step_text_blocks(adapter: FamilyAdapter, blocks: list[torch.Tensor], frames: Frames):
+    """(blocks, DeepStack rows per step or None, (text before, text after) per step or None):
+    each step's tokens split from their DeepStack channels, between their text (Qwen3-VL's
+    ``<t seconds><|vision_start|>`` ... ``<|vision_end|>``)."""
+    texts = adapter.step_text(frames)
+    split = [adapter.split_visual(b) for b in blocks]
+    deepstack = None if split and split[0][1] is None else [ds for _, ds in split]
+    if texts is None:
+        return [main for main, _ in split], deepstack, None
+    if len(texts) != len(split):
+        raise InvalidRequestError(f"{len(texts)} timestamps for {len(split)} temporal steps")
+    embed = adapter.language_model.get_input_embeddings()
+    out = []
+    with torch.inference_mode():
+        for (pre, post), (main, _) in zip(texts, split, strict=True):
+            ids = torch.tensor(pre + post, device=adapter.device)
+            text = embed(ids)
+            out.append(torch.cat([text[: len(pre)], main.to(text.device, text.dtype), text[len(pre) :]]))
+    return out, deepstack, tuple((len(pre), len(post)) for pre, post in texts)
 
 
 def encode_video(

@@ -45,6 +45,10 @@ class Layout:
     visual_window: int
     extend: str
     offset: int = 0  # tokens already in the cache before this layout's first (a shared prefix)
+    # Qwen3-VL's DeepStack: which of this layout's tokens are visual (L,), and their rows in
+    # order (visual tokens, layers, d), added to the first language layers' hidden states
+    visual_mask: torch.Tensor | None = None
+    deepstack: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -60,7 +64,18 @@ def visual_span(visual: VisualTokens) -> VisualSpan:
         visual.step_positions,
         None if visual.kept is None else tuple(visual.kept),
         visual.kept_positions,
+        visual.step_text,
     )
+
+
+def deepstack_of(spans: list[Span], visual: VisualTokens) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(visual mask over ``spans``, DeepStack rows in token order), or (None, None) for the
+    families without DeepStack."""
+    if visual.deepstack is None:
+        return None, None
+    mask = torch.cat([s.visual_mask() if isinstance(s, VisualSpan) else torch.zeros(s.length, dtype=torch.bool)
+                      for s in spans])  # fmt: skip
+    return mask, torch.cat(visual.deepstack)
 
 
 def plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, window: int):
@@ -111,7 +126,7 @@ def lay_out(
     window = visual_window or adapter.visual_window(visual.native_grid)
     plan, positions = plan_and_positions(adapter, spans, extend, window)
     embeds = pieces if consume else torch.cat(pieces, dim=0)
-    return Layout(embeds, spans, plan, positions, window, extend)
+    return Layout(embeds, spans, plan, positions, window, extend, 0, *deepstack_of(spans, visual))
 
 
 def same_plan(a: RopePlan, b: RopePlan) -> bool:
@@ -165,13 +180,16 @@ def lay_out_shared(
     shared_len = len(prefix) + span.length
     blocks, visual.blocks = visual.blocks, []
     pre = embed_ids(adapter, prefix)
+    shared_spans = [TextSpan(len(prefix)), span]
     shared = Layout(
         [pre, *(b.to(adapter.device, pre.dtype) for b in blocks)],
-        [TextSpan(len(prefix)), span],
+        shared_spans,
         plan,
         laid[0][1][..., :shared_len],
         window,
         extend,
+        0,
+        *deepstack_of(shared_spans, visual),
     )
     rest = [
         Layout(
@@ -262,11 +280,18 @@ def auto_chunk(kv_bits: int = 16) -> int:
     return DEFAULT_BLOCK
 
 
-def forward(adapter: FamilyAdapter, embeds: torch.Tensor, positions: torch.Tensor, cache, last_only: bool):
-    """One pass of the language model over ``embeds`` (L, d) at ``positions``."""
+def forward(adapter: FamilyAdapter, embeds: torch.Tensor, positions: torch.Tensor, cache, last_only: bool,
+            visual_mask: torch.Tensor | None = None, deepstack: torch.Tensor | None = None):  # fmt: skip
+    """One pass of the language model over ``embeds`` (L, d) at ``positions``; ``visual_mask``
+    (L,) and ``deepstack`` (its visual tokens, layers, d): Qwen3-VL's DeepStack rows."""
     pos = positions.to(adapter.device)
     pos = pos[:, None, :] if pos.ndim == 2 else pos[None, :]
-    out = adapter.language_model(inputs_embeds=embeds[None], position_ids=pos, cache=cache, use_cache=True)
+    extra = {}
+    if deepstack is not None and visual_mask is not None and bool(visual_mask.any()):
+        rows = deepstack.to(adapter.device, embeds.dtype)
+        extra = {"visual_pos_masks": visual_mask.to(adapter.device)[None],
+                 "deepstack_visual_embeds": [rows[:, k] for k in range(rows.shape[1])]}  # fmt: skip
+    out = adapter.language_model(inputs_embeds=embeds[None], position_ids=pos, cache=cache, use_cache=True, **extra)
     hidden = out.last_hidden_state[0]
     return adapter.model.lm_head(hidden[-1:] if last_only else hidden)
 
@@ -298,9 +323,15 @@ def prefill(
         rope_override(adapter.language_model.rotary_emb, layout.plan),
         attend_blockwise(cache, adapter.text_config),
     ):
+        used = 0  # DeepStack rows handed out so far
         for piece in _take_chunks(embeds, chunk, layout.offset):
             end = start + piece.shape[0]
-            logits = forward(adapter, piece, positions[..., start:end], cache, last_only=not all_logits)
+            mask = rows = None
+            if layout.deepstack is not None:
+                mask = layout.visual_mask[start:end]
+                n = int(mask.sum())
+                rows, used = layout.deepstack[used : used + n], used + n
+            logits = forward(adapter, piece, positions[..., start:end], cache, not all_logits, mask, rows)
             del piece
             if all_logits or end == length:
                 outs.append(logits)

@@ -26,6 +26,8 @@ class VisualTokens:
     step_positions: tuple[float, ...] | None = None  # M-RoPE temporal position of each step
     kept: list[tuple[int, ...]] | None = None  # per step, the grid tokens a reducer kept
     kept_positions: str = "compact"  # 1-D layouts: renumber kept tokens, or keep their gaps ("original")
+    step_text: tuple[tuple[int, int], ...] | None = None  # per step, text tokens before/after (Qwen3-VL)
+    deepstack: list[torch.Tensor] | None = None  # per step, (kept tokens, layers, d) DeepStack rows
 
     @property
     def embeds(self) -> torch.Tensor:

@@ -94,7 +94,17 @@ def plan_sampling(adapter: FamilyAdapter, source, options: AskOptions) -> Sampli
     given = isinstance(source, Frames)
     if not uses_budgets(o):
         frames = o.frames or (len(source) if given else adapter.default_frames())
-        return SamplingPlan(frames, adapter)
+        if type(adapter).video_spec is FamilyAdapter.video_spec:
+            return SamplingPlan(frames, adapter)
+        # a family whose frame size depends on the frame count (Qwen3-VL's budget over all frames)
+        if given:
+            width, height = int(source.array.shape[2]), int(source.array.shape[1])
+        else:
+            info = probe(source)
+            width, height, frames = info.width, info.height, min(frames, info.frame_count)
+        view = copy.copy(adapter)
+        view.spec = adapter.video_spec(frames, width, height)
+        return SamplingPlan(frames, view, (view.spec.width, view.spec.height))
     pixels = (o.min_pixels, o.max_pixels, o.total_pixels)
     if any(v is not None for v in pixels) and adapter.spec.rule != "smart":
         raise InvalidRequestError(

@@ -163,7 +163,8 @@ class VideoSession:
         plan, positions = generation.plan_and_positions(ad, spans, o.extend, self.window)
         pre, post = generation.embed_ids(ad, before), generation.embed_ids(ad, after)
         pieces = [pre, *(b.to(ad.device, pre.dtype) for b in blocks), post]
-        return Layout(torch.cat(pieces), spans, plan, positions, self.window, o.extend)
+        mask, deepstack = generation.deepstack_of(spans, self.visual)
+        return Layout(torch.cat(pieces), spans, plan, positions, self.window, o.extend, 0, mask, deepstack)
 
     def _answer(self, layout: Layout, tokens: list[int], held: int, shared: int, seconds: dict, *, peak: int):
         return build_answer(
