@@ -174,8 +174,8 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
         kwargs = qwen_text(ids, text, vision_config)
         kwargs["text_config"]["rope_parameters"] = rope
         if model_type == "qwen3_vl_moe":  # the same model with a mixture of experts in its MLPs
-            kwargs["text_config"].update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=text["hidden_size"],
-                                         decoder_sparse_step=1)  # fmt: skip
+            moe = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=text["hidden_size"])
+            kwargs["text_config"].update(moe, decoder_sparse_step=1)
             return transformers.Qwen3VLMoeConfig(**kwargs)
         return transformers.Qwen3VLConfig(**kwargs)
 
