@@ -214,47 +214,93 @@ class BlockKVLayer(CacheLayerMixin):
 
 
 class BlockKVCache(Cache):
-    """A transformers ``Cache`` of ``BlockKVLayer``s."""
+    """A transformers ``Cache`` of ``BlockKVLayer``s; for a hybrid model (``layer_types``:
+    Qwen3.5's Gated DeltaNet layers), transformers' linear-attention layers (a convolution and
+    a recurrent state, fixed size) where the model has no keys and values."""
 
-    def __init__(self, num_layers: int, bits: int = 16, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP):
-        super().__init__(layers=[BlockKVLayer(bits, block, group) for _ in range(num_layers)])
+    def __init__(self, num_layers: int, bits: int = 16, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP,
+                 layer_types: list[str] | None = None):  # fmt: skip
+        from transformers.cache_utils import LinearAttentionLayer
+
+        types = list(layer_types or ["full_attention"] * num_layers)
+        layers = [
+            LinearAttentionLayer() if t == "linear_attention" else BlockKVLayer(bits, block, group) for t in types
+        ]
+        super().__init__(layers=layers)
         self.bits = bits
 
     def flush(self) -> None:
         for layer in self.layers:
-            layer.flush()
+            if isinstance(layer, BlockKVLayer):
+                layer.flush()
 
     def snapshot(self) -> list[tuple]:
         """The cache's state now, to ``restore`` after more tokens were added. Nothing is
         copied: stored blocks are never changed (only appended), and the full-precision tail
         is replaced, not written into, when tokens are added."""
-        return [
-            (
-                len(layer.blocks),
-                layer.blocked_tokens,
-                getattr(layer, "keys", None),
-                getattr(layer, "values", None),
-                layer.is_initialized,
-            )
-            for layer in self.layers
-        ]
+        out = []
+        for layer in self.layers:
+            if not isinstance(layer, BlockKVLayer):  # linear attention: states updated in place, so copied
+                out.append(_linear_state(layer))
+                continue
+            state = (len(layer.blocks), layer.blocked_tokens, getattr(layer, "keys", None),
+                     getattr(layer, "values", None), layer.is_initialized)  # fmt: skip
+            out.append(state)
+        return out
 
     def restore(self, state: list[tuple]) -> None:
-        """Back to a ``snapshot``: the blocks and tail it had (later tokens are dropped)."""
-        for layer, (n_blocks, blocked, keys, values, initialized) in zip(self.layers, state, strict=True):
+        """Back to a ``snapshot``: the blocks and tail it had (later tokens are dropped); a
+        linear-attention layer's states copied back."""
+        for layer, saved in zip(self.layers, state, strict=True):
+            if not isinstance(layer, BlockKVLayer):
+                _set_linear_state(layer, saved)
+                continue
+            n_blocks, blocked, keys, values, initialized = saved
             del layer.blocks[n_blocks:]
             layer.blocked_tokens, layer.keys, layer.values, layer.is_initialized = blocked, keys, values, initialized
 
 
+_LINEAR_FIELDS = ("conv_states", "recurrent_states", "has_previous_state", "is_conv_states_initialized",
+                  "is_recurrent_states_initialized", "conv_kernel_size")  # fmt: skip
+
+
+def _linear_state(layer) -> dict:
+    return {name: _linear_state_copy(getattr(layer, name)) for name in _LINEAR_FIELDS if hasattr(layer, name)}
+
+
+def _set_linear_state(layer, saved: dict) -> None:
+    for name, value in saved.items():
+        setattr(layer, name, _linear_state_copy(value))
+
+
+def _linear_state_copy(v):
+    if isinstance(v, torch.Tensor):
+        return v.clone()
+    if isinstance(v, dict):
+        return {k: _linear_state_copy(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return type(v)(_linear_state_copy(x) for x in v)
+    return v
+
+
 def make_cache(bits: int, config, block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> BlockKVCache:
-    """A block cache for a text config's layers at ``bits`` (16 = unquantized)."""
-    return BlockKVCache(config.num_hidden_layers, bits, block, group)
+    """A block cache for a text config's layers at ``bits`` (16 = unquantized); a hybrid
+    model's linear-attention layers (``layer_types``) hold their own states."""
+    return BlockKVCache(config.num_hidden_layers, bits, block, group, getattr(config, "layer_types", None))
 
 
 def cache_bytes(cache) -> int:
     """Measured bytes a cache holds: codes, scales and zeros, the full-precision tail."""
     if isinstance(cache, BlockKVCache):
-        return sum(layer.nbytes() for layer in cache.layers)
+        total = 0
+        for layer in cache.layers:
+            if isinstance(layer, BlockKVLayer):
+                total += layer.nbytes()
+            else:  # a linear-attention layer: its convolution and recurrent states
+                for states in (getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)):
+                    values = states.values() if isinstance(states, dict) else (states or [])
+                    total += sum(t.numel() * t.element_size() for t in values if isinstance(t, torch.Tensor))
+        return total
     total = 0
     for layer in cache.layers:
         for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):

@@ -121,13 +121,17 @@ def shrink_config(config, hidden: int = 64, heads: int = 2, layers: int = 2, vis
     if getattr(tc, "head_dim", None):
         tc.head_dim = head_dim
     if getattr(tc, "layer_types", None):
+        if "full_attention" in tc.layer_types:  # a hybrid model keeps one full-attention layer
+            layers = max(layers, tc.layer_types.index("full_attention") + 1)
+            tc.num_hidden_layers = layers
         tc.layer_types = tc.layer_types[:layers]
     if getattr(tc, "max_window_layers", None):
         tc.max_window_layers = min(tc.max_window_layers, layers)
     rope = getattr(tc, "rope_parameters", None) or {}
-    if "mrope_section" in rope:
+    if "mrope_section" in rope:  # over the rotary dimensions (a quarter of the head, partial rotary)
+        rotary = int(head_dim * float(rope.get("partial_rotary_factor", 1.0)))
         section = [s * head_dim // old_head_dim for s in rope["mrope_section"]]
-        section[0] += head_dim // 2 - sum(section)
+        section[0] += rotary // 2 - sum(section)
         tc.rope_parameters = {**rope, "mrope_section": section}
     adapter_class(config.model_type).shrink_vision(config, vision_hidden, hidden)  # the family's own rules
     return config

@@ -247,6 +247,10 @@ class FamilyAdapter(ABC):
         tc = self.text_config
         return getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
 
+    def rotary_dim(self) -> int:
+        """Dimensions per head that rotate (all of them but for partial rotary: Qwen3.5)."""
+        return self.head_dim()
+
     def rope_base(self) -> float:
         return float(self.text_config.rope_parameters["rope_theta"])
 

@@ -38,6 +38,8 @@ class Geometry:
     frames_per_step: int = 1
     step_extra: int = 0  # unpooled tokens per step (Video-LLaVA's CLS)
     video_extra: int = 0  # tokens after the video (LLaVA-OneVision's newline)
+    kv_layers: int | None = None  # layers with keys and values (Qwen3.5: a quarter); None: all
+    state_bytes: int = 0  # fixed per-request state of the other layers (Qwen3.5's recurrent states)
 
     def visual_tokens(self, frames: int, schedule, reducer=None) -> int:
         """Visual tokens for ``frames`` frames under a pooling schedule (uniform/progressive),
@@ -104,7 +106,7 @@ def estimate(
     return Estimate(
         weights=geo.parameters * b,
         vision=vision,
-        kv_cache=kv_bytes(geo.layers, geo.kv_heads, geo.head_dim, tokens, kv_bits),
+        kv_cache=kv_bytes(geo.kv_layers or geo.layers, geo.kv_heads, geo.head_dim, tokens, kv_bits) + geo.state_bytes,
         prefill=activations + attention,
     )
 
@@ -116,10 +118,21 @@ def geometry_of(llm, grid: tuple[int, int] | None = None) -> Geometry:
     ad = llm.adapter
     tc, vc = ad.text_config, ad.config.vision_config
     h, w = grid or ad.native_grid()
+    types = list(getattr(tc, "layer_types", None) or [])
+    linear = types.count("linear_attention")
+    # a Gated DeltaNet layer's recurrent state (value heads x key dim x value dim, fp32) and conv
+    state = linear * getattr(tc, "linear_num_value_heads", 0) * getattr(tc, "linear_key_head_dim", 0) * getattr(
+        tc, "linear_value_head_dim", 0
+    ) * 4  # fmt: skip
+    intermediate = getattr(tc, "intermediate_size", None) or getattr(tc, "moe_intermediate_size", 0) * getattr(
+        tc, "num_experts_per_tok", 1
+    )  # fmt: skip
     return Geometry(
         layers=tc.num_hidden_layers,
+        kv_layers=(len(types) - linear) if linear else None,
+        state_bytes=state,
         hidden=tc.hidden_size,
-        intermediate=tc.intermediate_size,
+        intermediate=intermediate,
         heads=tc.num_attention_heads,
         kv_heads=tc.num_key_value_heads,
         head_dim=ad.head_dim(),

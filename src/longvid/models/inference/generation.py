@@ -81,7 +81,7 @@ def plan_and_positions(adapter: FamilyAdapter, spans: list[Span], extend: str, w
     # a 1-D layout that keeps a reducer's gaps spans more positions than it has tokens
     plan = plan_rope(
         extend,
-        head_dim=adapter.head_dim(),
+        head_dim=adapter.rotary_dim(),
         base=adapter.rope_base(),
         visual_tokens=position_extent(spans, visual=True) if one_d else visual_token_count(spans),
         total_tokens=position_extent(spans) if one_d else sequence_length(spans),
