@@ -121,3 +121,30 @@ def test_pooling_reduction_and_extension_carry_deepstack_and_timestamps(tiny_mod
     answer = llm.ask(frames_array, [QUESTION, "and which came first ?"], max_new_tokens=3, **options)
     alone = [llm.ask(frames_array, q, max_new_tokens=3, **options) for q in (QUESTION, "and which came first ?")]
     assert [a.token_ids for a in answer] == [a.token_ids for a in alone]
+
+
+@pytest.mark.parametrize("name", ["merge", "uniqueness"])
+def test_after_reduction_kept_tokens_and_timestamps_keep_get_rope_index_positions(tiny_models, tiny_checkpoints,
+                                                                                  frames_array, name):  # fmt: skip
+    """A reduced group keeps its timestamp and its start/end; each kept token keeps the (t, h, w)
+    transformers gives it in the unreduced prompt; the text after the video does not move."""
+    from longvid.extend.reduce import Reducer
+
+    llm = tiny_models["qwen3_vl"]
+    inputs = longvid.prepare(tiny_checkpoints["qwen3_vl"], frames_array, QUESTION)
+    with torch.inference_mode():
+        full, _ = llm.adapter.model.model.get_rope_index(
+            inputs["input_ids"], inputs["mm_token_type_ids"], video_grid_thw=inputs["video_grid_thw"]
+        )
+    reduced = llm.encode_video(frames_array, 8, reducer=Reducer(name, 0.5))
+    layout = llm.layout(QUESTION, reduced, "none")
+    is_video = inputs["mm_token_type_ids"][0] == 2
+    keep = torch.ones(is_video.shape[0], dtype=torch.bool)
+    video_at = torch.nonzero(is_video).flatten()
+    per_group = len(video_at) // len(reduced.kept)
+    for g, kept in enumerate(reduced.kept):  # drop the grid tokens the reducer dropped
+        group = video_at[g * per_group : (g + 1) * per_group]
+        dropped = sorted(set(range(per_group)) - set(kept))
+        keep[group[dropped]] = False
+    assert len(reduced.step_text) == 4 and layout.length == int(keep.sum())
+    assert torch.equal(layout.positions, full[:, 0, keep])

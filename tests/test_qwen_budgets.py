@@ -17,8 +17,9 @@ from longvid.models.inference.request import AskOptions
 from longvid.video.container import VideoInfo
 
 
-def reference(total: int, video_fps: float, width: int, height: int, ele: dict) -> tuple[int, int, int]:
-    """(frames, height, width) that qwen-vl-utils' fetch_video gives (factor 28, frames in 2s)."""
+def reference(total: int, video_fps: float, width: int, height: int, ele: dict, f: int = 28) -> tuple[int, int, int]:
+    """(frames, height, width) that qwen-vl-utils' fetch_video gives (factor f: 28 for Qwen2-VL
+    and 2.5-VL, 32 for Qwen3-VL, whose version counts pixels as tokens x 32 x 32; frames in 2s)."""
 
     def rnd(x, k):
         return round(x / k) * k
@@ -34,17 +35,17 @@ def reference(total: int, video_fps: float, width: int, height: int, ele: dict) 
     else:
         lo, hi = ceil(ele.get("min_frames", 4), 2), floor(ele.get("max_frames", min(768, total)), 2)
         n = floor(min(min(max(total / video_fps * ele.get("fps", 2.0), lo), hi), total), 2)
-    min_pixels = ele.get("min_pixels", 128 * 28 * 28)
-    total_pixels = ele.get("total_pixels", 128000 * 28 * 28 * 0.9)
-    max_pixels = max(min(768 * 28 * 28, total_pixels / n * 2), int(min_pixels * 1.05))
+    min_pixels = ele.get("min_pixels", 128 * f * f)
+    total_pixels = ele.get("total_pixels", 128000 * f * f * 0.9)
+    max_pixels = max(min(768 * f * f, total_pixels / n * 2), int(min_pixels * 1.05))
     max_pixels = min(ele.get("max_pixels", max_pixels), max_pixels)
-    h, w = max(28, rnd(height, 28)), max(28, rnd(width, 28))
+    h, w = max(f, rnd(height, f)), max(f, rnd(width, f))
     if h * w > max_pixels:
         beta = math.sqrt(height * width / max_pixels)
-        h, w = floor(height / beta, 28), floor(width / beta, 28)
+        h, w = floor(height / beta, f), floor(width / beta, f)
     elif h * w < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
-        h, w = ceil(height * beta, 28), ceil(width * beta, 28)
+        h, w = ceil(height * beta, f), ceil(width * beta, f)
     return n, h, w
 
 
@@ -63,7 +64,7 @@ def fake_probe(total, fps, width, height):
                                   height, "h264", "yuv420p", 30.0)  # fmt: skip
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_frames_and_sizes_equal_qwen_vl_utils(hub_dirs, monkeypatch, tmp_path, family, case):
     from longvid.models.checkpoint.registry import read_adapter
@@ -73,13 +74,14 @@ def test_frames_and_sizes_equal_qwen_vl_utils(hub_dirs, monkeypatch, tmp_path, f
     adapter = read_adapter(hub_dirs[family])
     own = adapter.spec
     plan = sampling.plan_sampling(adapter, tmp_path / "v.mp4", AskOptions(**ele))
-    n, h, w = reference(total, fps, width, height, ele)
+    f = adapter.spec.factor
+    n, h, w = reference(total, fps, width, height, ele, f)
     assert (plan.frames, plan.size) == (n, (w, h))
     # the view resizes any frame of this video to that size, and counts tokens from it
     assert plan.adapter.spec.output_size(width, height) == (w, h)
-    assert plan.adapter.native_grid(width, height) == (h // 28, w // 28)
+    assert plan.adapter.native_grid(width, height) == (h // f, w // f)
     assert adapter.spec is own and plan.adapter is not adapter  # the shared adapter is untouched
-    if case == "30 min 720p":  # the issue's figures
+    if case == "30 min 720p" and f == 28:  # the issue's figures
         assert (n, w, h) == (768, 644, 336) and plan.adapter.video_token_count(n, width, height) == 105_984
 
 

@@ -32,13 +32,15 @@ from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference.request import AskOptions
 from longvid.video import Frames, probe
 
-# qwen-vl-utils' defaults (vision_process.py), in its units
+# qwen-vl-utils' defaults (vision_process.py), in its units: pixels are tokens x factor^2, the
+# factor being patch x merge (28 for Qwen2-VL / 2.5-VL, 32 for Qwen3-VL / Qwen3.5)
 FPS = 2.0
 FPS_MIN_FRAMES = 4
 FPS_MAX_FRAMES = 768
-VIDEO_MIN_PIXELS = 128 * 28 * 28
-VIDEO_MAX_PIXELS = 768 * 28 * 28
-VIDEO_TOTAL_PIXELS = int(128_000 * 28 * 28 * 0.9)
+MIN_TOKENS, MAX_TOKENS, TOTAL_TOKENS = 128, 768, 128_000 * 0.9
+VIDEO_MIN_PIXELS = MIN_TOKENS * 28 * 28
+VIDEO_MAX_PIXELS = MAX_TOKENS * 28 * 28
+VIDEO_TOTAL_PIXELS = int(TOTAL_TOKENS * 28 * 28)
 
 
 def round_by(x: float, k: int) -> int:
@@ -129,12 +131,13 @@ def plan_sampling(adapter: FamilyAdapter, source, options: AskOptions) -> Sampli
             note = f"fps {fps:g} -> {frames} frames of {info.frame_count}"
     if adapter.spec.rule != "smart":
         return SamplingPlan(frames, adapter, None, note)
-    lo = o.min_pixels if o.min_pixels is not None else VIDEO_MIN_PIXELS
-    total = o.total_pixels if o.total_pixels is not None else VIDEO_TOTAL_PIXELS
-    cap = frame_cap(frames, lo, VIDEO_MAX_PIXELS, total, step)
+    factor = adapter.spec.factor
+    area = factor * factor
+    lo = o.min_pixels if o.min_pixels is not None else MIN_TOKENS * area
+    total = o.total_pixels if o.total_pixels is not None else int(TOTAL_TOKENS * area)
+    cap = frame_cap(frames, lo, MAX_TOKENS * area, total, step)
     if o.max_pixels is not None:  # a user's cap lowers the budget's, never raises it
         cap = min(o.max_pixels, cap)
-    factor = adapter.spec.factor
     h, w = smart_resize(height, width, factor, lo, cap)
     # the checkpoint's own rule keeps this size (sides multiples of the factor, pixels within it)
     view = copy.copy(adapter)
