@@ -3,6 +3,12 @@ against uniform pooling + 16-bit KV, at 256 frames, on a tiny LLaVA-OneVision wi
 token geometry.
 
     python bench/memory.py [--frames 256] [--markdown FILE]
+    python bench/memory.py --family qwen3_vl|qwen3_5 [--hub ../shared/hub] [--markdown FILE]
+
+``--family``: a random-weight model of the released config in the hub folder (Qwen3-VL-4B,
+Qwen3.5-0.8B) with its real widths and four language layers (Qwen3.5's pattern kept: three
+Gated DeltaNet, one full attention) and two vision layers, fp32; the bundled sample at the
+family's own size (Qwen3's budget over all frames).
 
 The model: SigLIP with a 27x27 patch grid per frame (as the 7B's 384/14), so uniform
 pooling keeps 196 tokens a frame (50,177 visual tokens at 256 frames) and progressive
@@ -67,7 +73,8 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     est = estimate(
         geometry_of(llm), frames, tokens, kv_bits=cfg["kv_bits"], prefill_chunk=llm.auto_chunk(cfg["kv_bits"])
     )
-    ref = REFERENCE_7B["llava_onevision"]
+    ref = REFERENCE_7B.get(llm.family) if llm.family != "llava_onevision" else REFERENCE_7B["llava_onevision"]
+    ref = ref or geometry_of(llm)  # no released 7B geometry: the measured model's own
     ref_est = estimate(ref, frames, ref.visual_tokens(frames, schedule, reducer), kv_bits=cfg["kv_bits"])
     return {
         "config": name,
@@ -82,12 +89,41 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     }
 
 
+def real_geometry(family: str, hub: Path, out: Path) -> None:
+    """The released config's widths, four language layers, two vision layers, random weights,
+    saved beside the released tokenizer and processor files."""
+    import shutil
+
+    import torch
+    import transformers
+
+    from longvid.models.checkpoint.files import read_checkpoint
+    from longvid.models.checkpoint.registry import adapter_class
+
+    folder = {"qwen3_vl": "Qwen__Qwen3-VL-4B-Instruct", "qwen3_5": "Qwen__Qwen3.5-0.8B"}[family]
+    files = read_checkpoint(hub / folder)
+    config = files.config
+    tc, vc = config.text_config, config.vision_config
+    tc.num_hidden_layers = 4
+    if getattr(tc, "layer_types", None):
+        tc.layer_types = tc.layer_types[:4]
+    vc.depth = 2
+    if getattr(vc, "deepstack_visual_indexes", None):
+        vc.deepstack_visual_indexes = [0, 1]
+    torch.manual_seed(0)
+    model = getattr(transformers, adapter_class(config.model_type).model_classes[config.model_type])(config)
+    shutil.copytree(hub / folder, out)
+    model.save_pretrained(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=256)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--family", choices=("qwen3_vl", "qwen3_5"), help="a released Qwen3 geometry instead")
+    ap.add_argument("--hub", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "hub")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.frames, args.model)))
@@ -96,7 +132,10 @@ def main() -> None:
 
     results = {}
     with tempfile.TemporaryDirectory() as d:
-        save("llava_onevision", Path(d) / "ov", **SIZES)
+        if args.family:
+            real_geometry(args.family, args.hub, Path(d) / "ov")
+        else:
+            save("llava_onevision", Path(d) / "ov", **SIZES)
         for name in CONFIGS:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", name, "--frames", str(args.frames), "--model", str(Path(d) / "ov")],
