@@ -25,6 +25,7 @@ does not end the run; unknown ``--model_args`` end it at once, naming the known 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import warnings
 from typing import Any
@@ -150,7 +151,10 @@ class LongvidRequests:
                 out.append(self._answer(request))
             except LongvidError as e:
                 _, _, _, doc_id, task, split = request.args
-                warnings.warn(f"{task}/{split} doc {doc_id}: not answered ({e})", stacklevel=2)
+                message = f"{task}/{split} doc {doc_id}: not answered ({e})"
+                warnings.warn(message, stacklevel=2)
+                # lmms-eval may silence Python warnings: the log says it too (stderr by default)
+                logging.getLogger("longvid").warning(message)
                 out.append(("", {"input_tokens": 0, "output_tokens": 0}))
         return out
 
