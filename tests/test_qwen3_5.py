@@ -86,3 +86,26 @@ def test_the_real_folder_and_a_random_weight_model_of_its_config(hub_dirs, odd_v
     frames = np.random.default_rng(1).integers(0, 255, (4, 64, 96, 3), dtype=np.uint8)
     answer = llm.ask(frames, "what ?", max_new_tokens=2, extend="visual-yarn", visual_window=8)
     assert answer.report.scale > 1 and answer.report.kv_cache_bytes > 0
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_5"])
+def test_eval_and_the_lmms_eval_plugin_run_the_new_families(tiny_checkpoints, tmp_path, family):
+    """The tiny checkpoints through a benchmark run (a video's questions from one prefix) and
+    through lmms-eval's generate_until: each answer as asking it alone."""
+    from longvid.evals.answerers import model_answerer
+    from longvid.evals.fixtures import write_fixture
+    from longvid.evals.lmms_plugin import LongvidRequests
+    from longvid.evals.runner import run_eval
+    from longvid.models import load
+    from tests.support import SAMPLE
+    from tests.test_lmms_eval import Request
+
+    llm = load(tiny_checkpoints[family])
+    data = write_fixture("videomme", tmp_path / "vm", n=2, frames=8)
+    summary = run_eval("videomme", data, tmp_path / "r.jsonl", model_answerer(llm, frames=8), progress=False)
+    assert summary["items"] == 2 and summary["failed"] == 0
+    plugin = LongvidRequests(llm=llm, frames="8")
+    plugin.task_dict = {"t": {"test": [{"video": str(SAMPLE)}]}}
+    ((text, counts),) = plugin.generate_until([Request("what colour ?", {"max_new_tokens": 3}, 0)])
+    alone = llm.ask(str(SAMPLE), "what colour ?", frames=8, max_new_tokens=3)
+    assert text == alone.text and counts["input_tokens"] == alone.report.prompt_tokens
