@@ -200,3 +200,33 @@ def test_segments_split_into_runs_of_equal_cost():
     assert [len(p) for p in parts] == [3, 4, 3] or [len(p) for p in parts] == [4, 3, 3]
     assert [s for p in parts for s in p] == segments  # contiguous, in order, nothing lost
     assert split_segments(segments[:1], 4) == [segments[:1]]
+
+
+@pytest.mark.parametrize("where,length", [(0.45, 50), (0.5, 200), (0.7, 2000)])
+def test_workers_return_the_frames_one_process_returns_on_a_file_damaged_in_the_middle(tmp_path, where, length):
+    """Frame threading reports a damaged packet late, and a decoder carried state from one
+    segment into the next: one process and two returned different frames (5 of 30 requests
+    differed before)."""
+    import warnings
+
+    from longvid.video import FrameReader
+    from longvid.video.synth import write_stamped_video
+
+    good = tmp_path / "v.mp4"
+    write_stamped_video(good, 600, width=160, height=120)
+    data = bytearray(good.read_bytes())
+    start = int(len(data) * where)
+    for i in range(start, start + length):
+        data[i] ^= 0x5A
+    bad = tmp_path / "damaged.mp4"
+    bad.write_bytes(bytes(data))
+    lost = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in (90, 200):
+            one = FrameReader(bad).sample(n, workers=1)
+            two = FrameReader(bad).sample(n, workers=2)
+            assert one.indices.tolist() == two.indices.tolist() and one.skipped == two.skipped
+            assert np.array_equal(one.array, two.array)
+            lost += n - len(one)
+    assert lost > 0  # the damage is real: frames were left out

@@ -76,6 +76,10 @@ class Decoder:
     def _seek(self, start: int) -> None:
         target = 0 if start <= 0 else int(self.index.pts[start])
         self.container.seek(target, stream=self.stream, backward=True)
+        # a fresh decoder after a seek: nothing buffered or referenced from before it carries
+        # over (a damaged GOP decoded earlier must not taint the next segment's frames, or the
+        # frames returned would depend on which segments one process decoded before)
+        self.codec.flush_buffers()
         self.stats.seeks += 1
 
     def _frames_from(self, need_pts: set[int]) -> Iterator[tuple[int, av.VideoFrame]]:

@@ -62,7 +62,7 @@ def _decode_part(path, segments, unique, out_size, shm_name, threads):
         finally:
             decoder.close()
         del array
-        return got, decoder.stats.to_dict()
+        return got, decoder.stats.to_dict(), sorted(decoder.bad)
     finally:
         shm.close()
 
@@ -87,8 +87,20 @@ def decode_parallel(
         shm.close()
         shm.unlink()
     got = np.zeros(len(unique), dtype=bool)
-    for indices, part_stats in results:
+    bad: set[int] = set()
+    for indices, part_stats, part_bad in results:
         got[indices] = True
+        bad.update(part_bad)
         for key, value in part_stats.items():
             setattr(stats, key, getattr(stats, key) + value)
+    drop_tainted(unique, got, bad)
     return array, got
+
+
+def drop_tainted(unique: np.ndarray, got: np.ndarray, bad: set[int]) -> None:
+    """Unmark frames whose GOP turned out to have a failed packet, whenever that was found:
+    a frame decoded before the failure showed is dropped all the same, so the frames returned
+    do not depend on the order segments were decoded in (one process or several)."""
+    if bad:
+        tainted = np.isin(unique, np.fromiter(bad, dtype=np.int64))
+        got[tainted] = False

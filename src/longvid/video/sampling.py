@@ -32,7 +32,7 @@ from longvid.progress import bar
 from longvid.video.container import frame_index, probe, truncation
 from longvid.video.decoder import Decoder as _Decoder
 from longvid.video.frames import DecodeStats, Frames
-from longvid.video.parallel import decode_parallel, default_workers
+from longvid.video.parallel import decode_parallel, default_workers, drop_tainted
 from longvid.video.plan import (
     minimum_decodes,
     plan_segments,
@@ -144,11 +144,23 @@ class FrameReader:
         else:
             array = np.empty((len(unique), out_h, out_w, 3), dtype=np.uint8)
             got = np.zeros(len(unique), dtype=bool)
-            for idx, rgb in self._decode(unique, (out_w, out_h), threads, stats):
-                j = int(np.searchsorted(unique, idx))
-                array[j] = rgb
-                got[j] = True
-                meter.update(1)
+            if threads is None:  # frame threading pays only on long forward runs; each seek flushes it
+                threads = len(plan_segments(self.index, unique)) <= max(1, len(unique) // 16)
+            for attempt_threads in (threads, False):
+                got[:] = False
+                bad: set[int] = set()
+                for idx, rgb in self._decode(unique, (out_w, out_h), attempt_threads, stats, bad):
+                    j = int(np.searchsorted(unique, idx))
+                    array[j] = rgb
+                    got[j] = True
+                    if attempt_threads == threads:
+                        meter.update(1)
+                # frame threading reports a damaged packet some packets late, so the GOP it
+                # taints depends on timing: a damaged file is decoded again without it, as the
+                # parallel workers decode, and the same frames come back either way
+                if not (attempt_threads and stats.decode_errors):
+                    break
+            drop_tainted(unique, got, bad)
         meter.close()
         # Put frames back in request order (repeats copy); drop frames that failed.
         order = np.searchsorted(unique, sources)
@@ -232,8 +244,10 @@ class FrameReader:
         warnings.warn(f"{self.path}: {message}; left out", DecodeWarning, stacklevel=3)
 
     def _decode(
-        self, unique: np.ndarray, out_size: tuple[int, int], threads: bool | None, stats: DecodeStats
-    ) -> Iterator[tuple[int, np.ndarray]]:
+        self, unique: np.ndarray, out_size: tuple[int, int], threads: bool | None, stats: DecodeStats,
+        bad: set[int] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:  # fmt: skip
+        """``bad`` (filled): frames found unreliable, also after they were yielded."""
         segments = plan_segments(self.index, unique)
         if threads is None:
             # Frame threading pays only on long forward runs; each seek flushes its pipeline.
@@ -244,6 +258,8 @@ class FrameReader:
                 yield from decoder.run_segment(seg)
         finally:
             decoder.close()
+            if bad is not None:
+                bad.update(decoder.bad)
             for k, v in decoder.stats.to_dict().items():
                 setattr(stats, k, v)
 
