@@ -64,7 +64,7 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
     del warm
     with PeakMemory() as total:
         visual = llm.encode_video(default_sample(), frames, schedule, reducer=reducer)
-        tokens = visual.count
+        tokens, native = visual.count, visual.native_grid
         layout = llm.layout(question, visual, visual_window=10**9, consume=True)  # as in ask
         _, cache = llm.prefill(layout, kv_bits=cfg["kv_bits"])
         from longvid.extend.kvcache import cache_bytes
@@ -74,7 +74,7 @@ def run_one(name: str, frames: int, model_dir: str) -> dict:
         geometry_of(llm), frames, tokens, kv_bits=cfg["kv_bits"], prefill_chunk=llm.auto_chunk(cfg["kv_bits"])
     )
     ref = REFERENCE_7B.get(llm.family) if llm.family != "llava_onevision" else REFERENCE_7B["llava_onevision"]
-    ref = ref or geometry_of(llm)  # no released 7B geometry: the measured model's own
+    ref = ref or geometry_of(llm, native)  # no released 7B geometry: the measured model's own
     ref_est = estimate(ref, frames, ref.visual_tokens(frames, schedule, reducer), kv_bits=cfg["kv_bits"])
     return {
         "config": name,
