@@ -32,6 +32,16 @@ class TooManyRequests(HTTPError):
     status = 429
 
 
+class Busy(HTTPError):
+    """Too many requests wait for the one model."""
+
+    status = 429
+
+
+class Forbidden(HTTPError):
+    status = 403
+
+
 class InsufficientStorage(HTTPError):
     """The server holds as many uploaded bytes as it was told to."""
 

@@ -19,6 +19,7 @@ from longvid.web.errors import message_of
 
 log = logging.getLogger("longvid.serve")
 MAX_JOBS_KEPT = 64
+MAX_PENDING = 8  # requests waiting for the model before more are refused (429)
 CONVERSATION_TTL = 600  # seconds a conversation waits for its follow-up
 STRIP_HEIGHT = 72  # px of each frame in the strip
 
@@ -91,9 +92,30 @@ class Worker:
                     del self.jobs[old.id]
         self.queue.put(job)
 
+    def call(self, fn):
+        """Run ``fn(llm)`` on the worker thread, after the jobs queued before it (one request at
+        a time on the one model); a ``concurrent.futures.Future`` of its result. Refused with
+        ``Busy`` when ``MAX_PENDING`` requests wait already."""
+        from concurrent.futures import Future
+
+        from longvid.web.errors import Busy
+
+        if self.queue.qsize() >= MAX_PENDING:
+            raise Busy(f"{MAX_PENDING} requests are waiting for the model; retry later")
+        future: Future = Future()
+        self.queue.put((fn, future))
+        return future
+
     def _loop(self) -> None:
         while True:
             job = self.queue.get()
+            if isinstance(job, tuple):  # a call (the /v1 API): its result or error goes to its future
+                fn, future = job
+                try:
+                    future.set_result(fn(self.llm))
+                except BaseException as e:
+                    future.set_exception(e)
+                continue
             try:
                 self._run(job)
             except LongvidError as e:  # bad input: the message is for the user

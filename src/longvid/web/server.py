@@ -31,6 +31,7 @@ def create_app(
     sample: Path | None = None,
     llm=None,
     max_held_mb: float | None = None,
+    allowed_local_media_path: Path | None = None,
 ):
     """The Starlette app: loads the model (the bundled testbed by default) at start-up, or
     serves ``llm`` already loaded."""
@@ -38,6 +39,7 @@ def create_app(
     from starlette.routing import Route
 
     from longvid.web.jobs import Worker
+    from longvid.web.openai_api import OpenAIApi
     from longvid.web.routes import Api
     from longvid.web.uploads import Uploads
 
@@ -48,6 +50,8 @@ def create_app(
     uploads = Uploads(int(max_upload_mb * 2**20), int(max_held_mb * 2**20) if max_held_mb else None)
     worker = Worker(model, device, llm)
     api = Api(worker, uploads, sample, max_upload_mb)
+    model_id = "longvid-testbed" if model is None else str(model)
+    v1 = OpenAIApi(worker, uploads, model_id, allowed_local_media_path, int(max_upload_mb * 2**20))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -64,6 +68,8 @@ def create_app(
             Route("/api/upload", api.upload, methods=["POST"]),
             Route("/api/ask", api.ask, methods=["POST"]),
             Route("/api/jobs/{job_id}", api.job_status),
+            Route("/v1/models", v1.models),
+            Route("/v1/chat/completions", v1.chat, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
@@ -79,8 +85,9 @@ def serve(
     device: str = "cpu",
     max_upload_mb: float = 512,
     max_held_mb: float | None = None,
+    allowed_local_media_path: Path | None = None,
 ) -> None:
-    """Run the page with uvicorn until interrupted."""
+    """Run the page (and the OpenAI-compatible /v1 API) with uvicorn until interrupted."""
     import uvicorn
 
     from longvid.models import load
@@ -88,6 +95,7 @@ def serve(
     # loaded before the address is printed: a bad model or device is one line and exit 2,
     # never a server that starts and then fails
     llm = load(model, device=device)
-    app = create_app(model, device=device, max_upload_mb=max_upload_mb, llm=llm, max_held_mb=max_held_mb)
+    app = create_app(model, device=device, max_upload_mb=max_upload_mb, llm=llm, max_held_mb=max_held_mb,
+                     allowed_local_media_path=allowed_local_media_path)  # fmt: skip
     print(f"longvid serve: http://{host}:{port}/  (uploads up to {max_upload_mb:g} MB)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
