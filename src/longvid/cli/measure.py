@@ -131,7 +131,9 @@ def profile(
 @app.command("eval")
 def eval_(
     bench: Annotated[str | None, typer.Option(help=f"{choices(BENCHMARKS)}.")] = None,
-    data: Annotated[Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The benchmark's folder (layouts: docs/evals.md), or --bench jsonl's file.")
+    ] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames per video (default: as trained).")] = None,
     fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,

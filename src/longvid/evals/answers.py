@@ -91,3 +91,21 @@ def parse_choice(response: str, options: list[str]) -> str | None:
         if m.group(1) in valid and not _article(text, m.start(1), m.end(1))
     }
     return found.pop() if len(found) == 1 else None
+
+
+def normalize_text(text: str) -> str:
+    """Free-text answers compared as SQuAD's exact match compares them: lower case, no
+    punctuation, no articles (a, an, the), single spaces."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def grade(response: str, options: list[str] | tuple[str, ...], answer: str | None) -> tuple[str | None, bool | None]:
+    """(what the response answers, whether that is right): the option letter it names for a
+    multiple-choice item, the normalized text for a free-text one (no options); None when
+    unparsed or when the item has no public answer."""
+    if options:
+        pred = parse_choice(response, list(options))
+        return pred, None if answer is None else pred == answer
+    pred = normalize_text(response) or None
+    return pred, None if answer is None else pred == normalize_text(answer)

@@ -33,7 +33,8 @@ from pathlib import Path
 from longvid.errors import InvalidRequestError
 from longvid.evals.answers import LETTERS
 
-BENCHMARKS = ("mlvu", "videomme", "longvideobench", "egoschema")
+BENCHMARKS = ("mlvu", "videomme", "longvideobench", "egoschema", "jsonl")
+FILE_BENCHMARKS = ("jsonl",)  # --data names a file, not a folder
 MLVU_TASKS = (
     "1_plotQA",
     "2_needle",
@@ -226,13 +227,74 @@ def prompt_egoschema(item: Item) -> str:
     )
 
 
+# ------------------------------------------------------------------------------ your own: JSONL
+
+
+def load_jsonl(path: Path) -> list[Item]:
+    """One JSON object a line: ``video`` (a path, relative to the file), ``question``, and
+    ``options`` (a list: multiple choice, ``answer`` its letter or its text) or ``answer``
+    alone (free text, scored by exact match after normalisation); optional ``id`` (default:
+    the line number) and ``split``."""
+    items = []
+    for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise InvalidRequestError(f"{path} line {k}: not a JSON object") from None
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("video"), str)
+            or not isinstance(row.get("question"), str)
+        ):
+            raise InvalidRequestError(f'{path} line {k}: needs "video" and "question" as text')
+        if "start" in row or "end" in row:
+            raise InvalidRequestError(f"{path} line {k}: clips (start/end) are not supported yet; cut the video")
+        options = row.get("options") or []
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options) or len(options) > 26:
+            raise InvalidRequestError(f"{path} line {k}: options must be a list of at most 26 texts")
+        answer = row.get("answer")
+        if answer is not None and not isinstance(answer, str):
+            raise InvalidRequestError(f"{path} line {k}: answer must be text")
+        if options and answer is not None:
+            if answer in options:
+                answer = LETTERS[options.index(answer)]
+            elif answer not in LETTERS[: len(options)]:
+                raise InvalidRequestError(f"{path} line {k}: answer {answer!r} is neither an option nor its letter")
+        split = row.get("split")
+        items.append(
+            Item(
+                id=str(row.get("id", k)),
+                video=(path.parent / row["video"]),
+                question=row["question"],
+                options=tuple(options),
+                answer=answer,
+                splits={"split": str(split)} if split is not None else {},
+            )
+        )
+    if not items:
+        raise InvalidRequestError(f"{path}: no questions")
+    return items
+
+
+def prompt_jsonl(item: Item) -> str:
+    if not item.options:
+        return f"{item.question}\nAnswer with a word or a short phrase."
+    options = "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options))
+    ask = "Answer with the option's letter from the given choices directly."
+    return f"Question: {item.question}\nOptions:\n{options}\n{ask}"
+
+
 LOADERS = {
+    "jsonl": load_jsonl,
     "mlvu": load_mlvu,
     "videomme": load_videomme,
     "longvideobench": load_longvideobench,
     "egoschema": load_egoschema,
 }
 PROMPTS = {
+    "jsonl": prompt_jsonl,
     "mlvu": prompt_mlvu,
     "videomme": prompt_videomme,
     "longvideobench": prompt_longvideobench,
@@ -244,7 +306,10 @@ def load_benchmark(name: str, data: str | Path) -> list[Item]:
     if name not in LOADERS:
         raise InvalidRequestError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     data = Path(data)
-    if not data.is_dir():
+    if name in FILE_BENCHMARKS:
+        if not data.is_file():
+            raise InvalidRequestError(f"{data}: not a file (--bench {name} reads one .jsonl file)")
+    elif not data.is_dir():
         raise InvalidRequestError(f"{data}: not a folder")
     try:
         items = LOADERS[name](data)

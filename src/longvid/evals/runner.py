@@ -21,7 +21,7 @@ from pathlib import Path
 from longvid.ahead import Ahead
 from longvid.errors import InvalidRequestError
 from longvid.evals.answerers import Answerer, as_answerer
-from longvid.evals.answers import parse_choice
+from longvid.evals.answers import grade
 from longvid.evals.benchmarks import Item, build_prompt, content_hash, load_benchmark, summarize
 from longvid.evals.results import check_results_path, claim, latest_by_id, lock, merge, read_results
 from longvid.models.inference.request import AskOptions
@@ -64,13 +64,13 @@ def run_identity(bench: str, data: str | Path, model: str, options: AskOptions |
 
 
 def _graded(item: Item, response: str, extra: dict, seconds: float) -> dict:
-    pred = parse_choice(response, list(item.options))
+    pred, correct = grade(response, item.options, item.answer)
     return {
         "id": item.id,
         "response": response,
         "pred": pred,
         "answer": item.answer,
-        "correct": None if item.answer is None else pred == item.answer,
+        "correct": correct,
         "splits": item.splits,
         "seconds": round(seconds, 3),
         **extra,
@@ -193,8 +193,7 @@ def vet(items: list[Item]):
             return None if isinstance(r["error"], str) else "a field of the wrong type"
         if not isinstance(r.get("response"), str):
             return "an answered line without its response"
-        pred = parse_choice(r["response"], list(item.options))
-        correct = None if item.answer is None else pred == item.answer
+        pred, correct = grade(r["response"], item.options, item.answer)
         if (r.get("pred"), r.get("answer"), r.get("correct")) != (pred, item.answer, correct):
             return "a grade that does not follow from its response and the annotations"
         return None
