@@ -300,4 +300,8 @@ def test_uploads_held_are_bounded_in_total_and_in_number(tmp_path):
         finally:
             ups.close()
 
-    asyncio.run(scenario())
+    # in a thread of its own: the browser tests' playwright keeps an event loop running here
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
