@@ -75,3 +75,16 @@ def test_bad_lines_are_one_line_naming_the_line(tmp_path, line, message):
         load_benchmark("jsonl", path)
     with pytest.raises(InvalidRequestError, match="not a file"):
         load_benchmark("jsonl", tmp_path)
+
+
+def test_the_fixture_runs_through_the_cli(tmp_path, capsys):
+    """`longvid eval --bench jsonl --data FILE` end to end on the testbed (the fixture's
+    multiple-choice and free-text needle questions)."""
+    from longvid.evals.fixtures import write_fixture
+    from tests.support import run
+
+    data = write_fixture("jsonl", tmp_path / "mine", n=4, frames=8)
+    code, out, err = run(capsys, "eval", "--bench", "jsonl", "--data", data, "--frames", 8, "--out",
+                         tmp_path / "r.jsonl")  # fmt: skip
+    assert code == 0, err
+    assert "**jsonl**: 4 scored items" in out and "| split | free |" in out and "| split | mc |" in out

@@ -127,6 +127,21 @@ def write_egoschema(root: Path, n: int = 4, frames: int = 16, seed: int = 30) ->
     return root
 
 
+def write_jsonl(root: Path, n: int = 4, frames: int = 16, seed: int = 40) -> Path:
+    """A benchmark of one's own: ``root/mine.jsonl`` over ``root/videos``, half multiple choice
+    (answer given as the option's text), half free text (the colour), two splits. Returns the
+    file (``--bench jsonl --data FILE``)."""
+    rows = []
+    for j, (item, texts, right) in enumerate(_items(n, 4, frames, seed)):
+        write_item_video(item, _mk(root / "videos") / f"v{j}.mp4")
+        row = {"id": f"j{j}", "video": f"videos/v{j}.mp4", "question": QUESTION, "split": ["mc", "free"][j % 2]}
+        row.update({"options": texts, "answer": texts[right]} if j % 2 == 0 else {"answer": texts[right]})
+        rows.append(row)
+    path = root / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def _mk(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -137,6 +152,7 @@ WRITERS = {
     "videomme": write_videomme,
     "longvideobench": write_longvideobench,
     "egoschema": write_egoschema,
+    "jsonl": write_jsonl,
 }
 
 
