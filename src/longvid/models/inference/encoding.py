@@ -153,7 +153,7 @@ class Pooler:
             grids=self.grids,
             strides=self.strides,
             extra=n_extra,
-            tokens_before_pooling=self.before + n_extra,
+            tokens_before_pooling=self.before + n_extra + sum(sum(t) for t in step_text or ()),
             frames=frames,
             native_grid=self.native,
             step_extra=self.step_extra,
