@@ -64,7 +64,7 @@ def test_a_jsonl_benchmark_is_read_prompted_and_scored(bench, tmp_path):
     [
         ('{"video": "a.mp4"}', 'needs "video" and "question"'),
         ('{"video": "a.mp4", "question": "q", "options": ["x"], "answer": "y"}', "neither an option nor its letter"),
-        ('{"video": "a.mp4", "question": "q", "start": 1}', r"clips \(start/end\) are not supported"),
+        ('{"video": "a.mp4", "question": "q", "start": 5, "end": 2}', "a clip needs numbers 0 <= start < end"),
         ("not json", "not a JSON object"),
     ],
 )
@@ -88,3 +88,27 @@ def test_the_fixture_runs_through_the_cli(tmp_path, capsys):
                          tmp_path / "r.jsonl")  # fmt: skip
     assert code == 0, err
     assert "**jsonl**: 4 scored items" in out and "| split | free |" in out and "| split | mc |" in out
+
+
+def test_a_clip_is_asked_about_its_seconds_alone(tmp_path, testbed):
+    """``start`` / ``end``: the frames are spread over those seconds, and the content hash
+    names the clip (another clip is another run)."""
+    from longvid.bundled import SAMPLE_VIDEO
+    from longvid.evals.answerers import model_answerer
+    from longvid.evals.benchmarks import content_hash
+
+    shutil.copy(SAMPLE_VIDEO, tmp_path / "a.mp4")
+    row = {"id": "c", "video": "a.mp4", "question": "what colour is the shape with the marker ?", "answer": "pink",
+           "start": 84.0, "end": 92.0}  # fmt: skip
+    path = tmp_path / "clip.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    items = load_benchmark("jsonl", path)
+    assert items[0].clip == (84.0, 92.0)
+    answerer = model_answerer(testbed, frames=16)
+    frames = answerer.load(items[0].source)
+    assert len(frames) == 16 and frames.timestamps[0] >= 84.0 and frames.timestamps[-1] <= 92.0
+    summary = run_eval("jsonl", path, tmp_path / "r.jsonl", answerer, progress=False)
+    assert summary["scored"] == 1
+    row["end"] = 100.0
+    path.write_text(json.dumps(row) + "\n")
+    assert content_hash(load_benchmark("jsonl", path)) != content_hash(items)

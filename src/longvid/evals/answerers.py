@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from longvid.errors import InvalidRequestError
+from longvid.evals.items import Clip
 from longvid.models.inference.request import AskOptions
 
 # answers are a letter or a short phrase naming an option; tokens past these are never read
@@ -67,17 +69,40 @@ class ModelAnswerer(Answerer):
             return self.options
         return dataclasses.replace(self.options, fps=None, min_frames=None, max_frames=None, frames=len(video))
 
+    def _video(self, video):
+        return self._clip(video) if isinstance(video, Clip) else video
+
     def ask(self, video, prompt: str) -> tuple[str, dict]:
+        video = self._video(video)
         return self._line(self.llm.ask(video, prompt, self._for(video)))
 
     def ask_many(self, video, prompts: list[str]) -> list[tuple[str, dict]]:
+        video = self._video(video)
         return [self._line(a) for a in self.llm.ask(video, prompts, self._for(video))]
 
-    def load(self, video: Path):
+    def _clip(self, clip: Clip):
+        """The frames on screen at ``frames`` times spread over the clip's seconds, first to last."""
+        import numpy as np
+
+        from longvid.video import FrameReader
+
+        reader = FrameReader(clip.path)
+        end = min(clip.end, reader.info.duration)
+        if clip.start >= end:
+            raise InvalidRequestError(
+                f"{clip.path}: the clip starts after the video ends ({reader.info.duration:.1f} s)"
+            )
+        n = self.options.frames or self.llm.trained_frames
+        size = self.llm.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)
+        return reader.sample(timestamps=np.linspace(clip.start, end, n).tolist(), size=size)
+
+    def load(self, video):
         """The video's frames as ``ask`` would read them (for decoding ahead, in a thread)."""
         from longvid.models.inference.sampling import plan_sampling
         from longvid.video import FrameReader
 
+        if isinstance(video, Clip):
+            return self._clip(video)
         plan = plan_sampling(self.llm.adapter, Path(video), self.options)
         reader = FrameReader(video)
         size = plan.adapter.frame_size(reader.info.width, reader.info.height, not self.options.fast_resize)

@@ -27,11 +27,12 @@ Folder layouts (``--data DIR``), as each benchmark distributes them:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from longvid.errors import InvalidRequestError
 from longvid.evals.answers import LETTERS
+from longvid.evals.items import Item
+from longvid.evals.jsonl import load_jsonl, prompt_jsonl
 
 BENCHMARKS = ("mlvu", "videomme", "longvideobench", "egoschema", "jsonl")
 FILE_BENCHMARKS = ("jsonl",)  # --data names a file, not a folder
@@ -44,18 +45,6 @@ MLVU_TASKS = (
     "6_anomaly_reco",
     "7_topic_reasoning",
 )
-
-
-@dataclass(frozen=True)
-class Item:
-    """One question: where its video is, what to ask, what is right, how it is grouped."""
-
-    id: str
-    video: Path
-    question: str
-    options: tuple[str, ...]  # option texts, without their letters
-    answer: str | None  # the right letter, or None where the benchmark keeps it private
-    splits: dict[str, str] = field(default_factory=dict)  # e.g. {"duration": "long"}
 
 
 def _read_json(path: Path):
@@ -227,65 +216,6 @@ def prompt_egoschema(item: Item) -> str:
     )
 
 
-# ------------------------------------------------------------------------------ your own: JSONL
-
-
-def load_jsonl(path: Path) -> list[Item]:
-    """One JSON object a line: ``video`` (a path, relative to the file), ``question``, and
-    ``options`` (a list: multiple choice, ``answer`` its letter or its text) or ``answer``
-    alone (free text, scored by exact match after normalisation); optional ``id`` (default:
-    the line number) and ``split``."""
-    items = []
-    for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise InvalidRequestError(f"{path} line {k}: not a JSON object") from None
-        if (
-            not isinstance(row, dict)
-            or not isinstance(row.get("video"), str)
-            or not isinstance(row.get("question"), str)
-        ):
-            raise InvalidRequestError(f'{path} line {k}: needs "video" and "question" as text')
-        if "start" in row or "end" in row:
-            raise InvalidRequestError(f"{path} line {k}: clips (start/end) are not supported yet; cut the video")
-        options = row.get("options") or []
-        if not isinstance(options, list) or not all(isinstance(o, str) for o in options) or len(options) > 26:
-            raise InvalidRequestError(f"{path} line {k}: options must be a list of at most 26 texts")
-        answer = row.get("answer")
-        if answer is not None and not isinstance(answer, str):
-            raise InvalidRequestError(f"{path} line {k}: answer must be text")
-        if options and answer is not None:
-            if answer in options:
-                answer = LETTERS[options.index(answer)]
-            elif answer not in LETTERS[: len(options)]:
-                raise InvalidRequestError(f"{path} line {k}: answer {answer!r} is neither an option nor its letter")
-        split = row.get("split")
-        items.append(
-            Item(
-                id=str(row.get("id", k)),
-                video=(path.parent / row["video"]),
-                question=row["question"],
-                options=tuple(options),
-                answer=answer,
-                splits={"split": str(split)} if split is not None else {},
-            )
-        )
-    if not items:
-        raise InvalidRequestError(f"{path}: no questions")
-    return items
-
-
-def prompt_jsonl(item: Item) -> str:
-    if not item.options:
-        return f"{item.question}\nAnswer with a word or a short phrase."
-    options = "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(item.options))
-    ask = "Answer with the option's letter from the given choices directly."
-    return f"Question: {item.question}\nOptions:\n{options}\n{ask}"
-
-
 LOADERS = {
     "jsonl": load_jsonl,
     "mlvu": load_mlvu,
@@ -335,7 +265,7 @@ def content_hash(items: list[Item]) -> str:
     digest = hashlib.sha256()
     for it in items:
         size = it.video.stat().st_size if it.video.exists() else -1
-        row = [it.id, it.question, list(it.options), it.answer, it.splits, it.video.name, size]
+        row = [it.id, it.question, list(it.options), it.answer, it.splits, it.video.name, size, it.clip]
         digest.update(json.dumps(row, sort_keys=True).encode() + b"\n")
     return digest.hexdigest()[:16]
 

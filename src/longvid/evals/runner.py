@@ -81,7 +81,7 @@ def answer_item(ask: Callable[[Path, str], tuple[str, dict]], bench: str, item: 
     """Ask one item and grade it; what is written per line. ``video``: its frames, decoded
     ahead (default: the item's file)."""
     t0 = time.perf_counter()
-    response, extra = ask(item.video if video is None else video, build_prompt(bench, item))
+    response, extra = ask(item.source if video is None else video, build_prompt(bench, item))
     return _graded(item, response, extra, time.perf_counter() - t0)
 
 
@@ -92,7 +92,7 @@ def answer_group(ask: Answerer, bench: str, group: list[Item], video=None) -> li
     if len(group) == 1:
         return [answer_item(ask, bench, item, video) for item in group]
     t0 = time.perf_counter()
-    answered = ask.ask_many(group[0].video if video is None else video, [build_prompt(bench, item) for item in group])
+    answered = ask.ask_many(group[0].source if video is None else video, [build_prompt(bench, item) for item in group])
     seconds = (time.perf_counter() - t0) / len(group)
     return [_graded(item, response, extra, seconds) for item, (response, extra) in zip(group, answered, strict=True)]
 
@@ -101,7 +101,7 @@ def _by_video(items: list[Item]) -> list[list[Item]]:
     """Consecutive items that share a video, in order."""
     groups: list[list[Item]] = []
     for item in items:
-        if groups and groups[-1][0].video == item.video:
+        if groups and groups[-1][0].source == item.source:
             groups[-1].append(item)
         else:
             groups.append([item])
@@ -211,7 +211,7 @@ def answer_items(bench: str, mine: list[Item], done: dict[str, dict], path: Path
     correct = sum(bool(done[it.id].get("correct")) for it in mine if it.id in done and "error" not in done[it.id])
     meter = bar(progress, len(mine), f"{bench} r{shard.rank}", "item", initial=len(mine) - len(todo), leave=True)
     groups = _by_video(todo)
-    ahead = Ahead(ask.load if ask.decodes_ahead else None, [g[0].video for g in groups], "longvid-prefetch")
+    ahead = Ahead(ask.load if ask.decodes_ahead else None, [g[0].source for g in groups], "longvid-prefetch")
     with path.open("a", encoding="utf-8") as f, ahead:
         n = 0
         for k, group in enumerate(groups):
