@@ -8,5 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP=".venv/bin/python -m pip install -q --disable-pip-version-check"
 $PIP --no-deps "lmms-eval==0.7.3"
-$PIP loguru pytz accelerate sacrebleu evaluate tenacity pytablewriter "filelock<4"
+# python-dotenv: its OpenAI-compatible model (openai_compatible), which the tests point at longvid serve
+$PIP loguru pytz accelerate sacrebleu evaluate tenacity pytablewriter "filelock<4" python-dotenv
 .venv/bin/python -c "import lmms_eval.evaluator, longvid.evals.lmms_plugin as p; assert hasattr(p, 'LongvidLMM')"

@@ -11,6 +11,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,9 +147,17 @@ def _free_port() -> int:
 
 
 def test_lmms_eval_cli_in_one_and_two_processes_agree(task_videos, tmp_path):
+    """And lmms-eval's own OpenAI-compatible model pointed at `longvid serve` (videos passed as
+    file URLs inside the allowed folders) gives the in-process plugin's answers."""
     _lmms_eval_or_skip()
     env = {**os.environ, "LONGVID_LMMS_VIDEOS": str(task_videos), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1", "OPENAI_API_KEY": "none"}  # fmt: skip
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "longvid", "serve", "--port", str(port), "--allowed-local-media-path", str(task_videos),
+         "--allowed-local-media-path", str(SAMPLE.parent)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     lmms = ["-m", "lmms_eval", "--model", "longvid", "--model_args", "frames=16", "--tasks", "longvid_probe",
             "--include_path", ".", "--log_samples"]  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr", "127.0.0.1",
@@ -162,6 +171,41 @@ def test_lmms_eval_cli_in_one_and_two_processes_agree(task_videos, tmp_path):
     for name, proc in runs.items():
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"{name}: {out[-3000:]}"
+    import urllib.request
+
+    try:
+        for _ in range(300):  # the server has loaded its model
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.1)
+        args = (
+            f"model_version=longvid-testbed,max_frames_num=16,pass_video_url=True,base_url=http://127.0.0.1:{port}/v1"
+        )
+        lmms_openai = [
+            "-m",
+            "lmms_eval",
+            "--model",
+            "openai_compatible",
+            "--model_args",
+            args,
+            "--tasks",
+            "longvid_probe",
+            "--include_path",
+            ".",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "openai"),
+        ]
+        done = subprocess.run([sys.executable, *lmms_openai], cwd=TASK_DIR, env=env, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    finally:
+        server.terminate()
+        server.wait(10)
+    runs["openai"] = None
     scores, samples = {}, {}
     for name in runs:
         (results,) = (tmp_path / name).rglob("*_results.json")
@@ -170,6 +214,16 @@ def test_lmms_eval_cli_in_one_and_two_processes_agree(task_videos, tmp_path):
         samples[name] = sorted((s["doc_id"], s["filtered_resps"], json.dumps(s["token_counts"]))
                                for s in map(json.loads, lines.read_text().splitlines()))  # fmt: skip
     # the sample's marker falls between the 16 frames (the README's miss); the probes are right
-    assert scores == {"one": 0.8, "two": 0.8}
+    assert scores == {"one": 0.8, "two": 0.8, "openai": 0.8}
     assert samples["one"] == samples["two"] and len(samples["one"]) == 5
+
+    # through the /v1 API: the same answers, the same prompt tokens
+    def answers(rows):
+        counts = [json.loads(c) for _, _, c in rows]
+        return [
+            (d, r, (c[0] if isinstance(c, list) else c)["input_tokens"])
+            for (d, r, _), c in zip(rows, counts, strict=True)
+        ]
+
+    assert answers(samples["openai"]) == answers(samples["one"])
     assert samples["one"][0][1] == "purple" and all('"input_tokens"' in s[2] for s in samples["one"])

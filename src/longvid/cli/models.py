@@ -173,7 +173,8 @@ def serve(
         float | None, typer.Option(help="All uploads held at once, in MB (default: 4 x --max-upload-mb).")
     ] = None,
     allowed_local_media_path: Annotated[
-        Path | None, typer.Option(help="A folder whose videos /v1/chat/completions may name by path.")
+        list[Path] | None,
+        typer.Option(help="A folder whose videos /v1/chat/completions may name by path (repeatable)."),
     ] = None,
 ) -> None:
     """A web page: upload a video (or use the sample), ask, and see the answer with the frames
@@ -187,8 +188,9 @@ def serve(
         raise InvalidRequestError(f"--max-upload-mb must be a number > 0 (got {max_upload_mb})")
     if max_held_mb is not None and not (math.isfinite(max_held_mb) and max_held_mb >= max_upload_mb):
         raise InvalidRequestError(f"--max-held-mb must be a number >= --max-upload-mb (got {max_held_mb})")
-    if allowed_local_media_path is not None and not allowed_local_media_path.is_dir():
-        raise InvalidRequestError(f"--allowed-local-media-path {allowed_local_media_path} is not a folder")
+    for folder in allowed_local_media_path or []:
+        if not folder.is_dir():
+            raise InvalidRequestError(f"--allowed-local-media-path {folder} is not a folder")
     run_server(model, host=host, port=port, device=device, max_upload_mb=max_upload_mb, max_held_mb=max_held_mb,
                allowed_local_media_path=allowed_local_media_path)  # fmt: skip
 

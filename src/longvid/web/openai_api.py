@@ -36,7 +36,9 @@ from longvid.models.inference.request import AskOptions, check_question
 from longvid.web.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, message_of, status_of
 
 CHAT_KEYS = ("model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "n",
-             "stream", "stream_options", "seed", "user", "mm_processor_kwargs")  # fmt: skip
+             "stream", "stream_options", "seed", "user", "mm_processor_kwargs", "media_io_kwargs")  # fmt: skip
+# vLLM's media_io_kwargs {"video": {...}} (lmms-eval's openai_compatible with pass_video_url sends it)
+MEDIA_IO_VIDEO = {"num_frames": "frames", "fps": "fps"}
 BODY_MAX = 64 * 2**20  # a request with a video inside as base64
 
 
@@ -47,9 +49,12 @@ def error(e: LongvidError) -> JSONResponse:
 
 
 class OpenAIApi:
-    def __init__(self, worker, uploads, model_id: str, allowed_media: Path | None, max_upload_bytes: int) -> None:
+    def __init__(self, worker, uploads, model_id: str, allowed_media, max_upload_bytes: int) -> None:
         self.worker, self.uploads, self.model_id = worker, uploads, model_id
-        self.allowed = None if allowed_media is None else Path(allowed_media).resolve()
+        folders = (
+            [] if allowed_media is None else [allowed_media] if isinstance(allowed_media, str | Path) else allowed_media
+        )
+        self.allowed = [Path(f).resolve() for f in folders]
         self.max_upload_bytes = max_upload_bytes
         self.session = None  # (video key, options, VideoSession): the last conversation's encoding
 
@@ -108,6 +113,10 @@ class OpenAIApi:
         extra = body.get("mm_processor_kwargs") or {}
         if not isinstance(extra, dict):
             raise BadRequest("mm_processor_kwargs must be an object")
+        media = (body.get("media_io_kwargs") or {}).get("video") or {}
+        if not isinstance(media, dict) or any(k not in MEDIA_IO_VIDEO for k in media):
+            raise BadRequest(f"media_io_kwargs.video takes {', '.join(MEDIA_IO_VIDEO)}")
+        extra = {**{MEDIA_IO_VIDEO[k]: v for k, v in media.items()}, **extra}
         fields = {k: v for k, v in body.items() if k in AskOptions.names()}
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
         try:
@@ -200,10 +209,10 @@ class OpenAIApi:
         if url in self.uploads.held:  # an upload id from /api/upload
             return self.uploads.take(url).path
         path = Path(url.removeprefix("file://")).expanduser()
-        if self.allowed is None:
+        if not self.allowed:
             raise Forbidden("local paths are not served: start longvid serve with --allowed-local-media-path")
         resolved = path.resolve()
-        if not resolved.is_relative_to(self.allowed):
+        if not any(resolved.is_relative_to(folder) for folder in self.allowed):
             raise Forbidden(f"{path} is outside the allowed media folder")
         if not resolved.is_file():
             raise BadRequest(f"{path}: no such file")

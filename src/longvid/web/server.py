@@ -31,7 +31,7 @@ def create_app(
     sample: Path | None = None,
     llm=None,
     max_held_mb: float | None = None,
-    allowed_local_media_path: Path | None = None,
+    allowed_local_media_path: list[Path] | None = None,
 ):
     """The Starlette app: loads the model (the bundled testbed by default) at start-up, or
     serves ``llm`` already loaded."""
@@ -85,7 +85,7 @@ def serve(
     device: str = "cpu",
     max_upload_mb: float = 512,
     max_held_mb: float | None = None,
-    allowed_local_media_path: Path | None = None,
+    allowed_local_media_path: list[Path] | None = None,
 ) -> None:
     """Run the page (and the OpenAI-compatible /v1 API) with uvicorn until interrupted."""
     import uvicorn
