@@ -112,3 +112,17 @@ def test_a_clip_is_asked_about_its_seconds_alone(tmp_path, testbed):
     row["end"] = 100.0
     path.write_text(json.dumps(row) + "\n")
     assert content_hash(load_benchmark("jsonl", path)) != content_hash(items)
+
+
+def test_compare_works_on_two_jsonl_runs(bench, tmp_path):
+    from longvid.evals.runner import compare
+
+    items = load_benchmark("jsonl", bench)
+    right = {it.id: (f"({it.answer})" if it.options else it.answer) for it in items}
+    prompts = {build_prompt("jsonl", it): it.id for it in items}
+    run_eval("jsonl", bench, tmp_path / "a.jsonl", lambda v, p: (right[prompts[p]], {}), progress=False,
+             identity=run_identity("jsonl", bench, "m", {"frames": 8}))  # fmt: skip
+    run_eval("jsonl", bench, tmp_path / "b.jsonl", lambda v, p: ("no idea", {}), progress=False,
+             identity=run_identity("jsonl", bench, "m", {"frames": 16}))  # fmt: skip
+    table = compare(None, tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    assert "| overall | | 4/4 | 100.0 | 0.0 | -100.0 |" in table and "| split | free |" in table
