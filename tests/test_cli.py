@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from longvid.errors import InvalidRequestError
 from longvid.video import read_index_stamp
 from tests.support import SAMPLE, run
 
@@ -136,7 +137,7 @@ BAD_INPUTS = [
     (["serve", "--max-upload-mb", "nan"], "--max-upload-mb must be a number > 0"),
     (["serve", "--device", "bogus"], "unknown device 'bogus'"),
     (["serve", "--max-held-mb", "1", "--max-upload-mb", "8"], "--max-held-mb must be"),
-    (["prepare", SAMPLE, "q", "--model", "{weights}", "--out", "{tmp}"], "is a folder"),
+    (["prepare", SAMPLE, "q", "--model", "{weights}", "--out", "{tmp}"], "must name a .safetensors file"),
     (["frames", SAMPLE, "-n", "120", "--size", "8000x8000"], "would take"),
     (["ask", SAMPLE, "q", "-q", ""], "a question must not be empty"),
     (["ask", SAMPLE, "q", "--visual-window", "0"], "visual_window must be >= 1"),
@@ -191,3 +192,18 @@ def test_tiny_then_ask(capsys, tmp_path):
     assert code == 0, err
     report = json.loads(out)
     assert report["frames"] == 8 and report["extend"] == "visual-yarn" and report["pooling"].startswith("progressive")
+
+
+def test_options_that_would_do_nothing_are_refused(capsys, tmp_path):
+    """Found by trying: --min-frames without --fps sampled at 2 fps (240 frames), prepare took
+    extension options it ignores, --out x.npz got safetensors bytes."""
+    import longvid
+
+    code, _, err = run(capsys, "ask", SAMPLE, "q", "--min-frames", "4")
+    assert code == 2 and "give fps too" in err
+    code, _, err = run(capsys, "prepare", SAMPLE, "q", "--model", str(tmp_path), "--out", tmp_path / "x.npz")
+    assert code == 2 and "must name a .safetensors file" in err
+    from longvid.bundled import TESTBED_WEIGHTS
+
+    with pytest.raises(InvalidRequestError, match="prepare takes frames"):
+        longvid.prepare(TESTBED_WEIGHTS, SAMPLE, "q", extend="visual-yarn")

@@ -134,3 +134,15 @@ def test_sampling_and_unknown_models_are_refused(live):
         live.chat.completions.create(model="longvid-testbed", messages=messages, temperature=0.7)
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         live.chat.completions.create(model="gpt-9", messages=messages)
+
+
+def test_remote_urls_undecodable_videos_and_max_tokens_in_the_requests_words(live):
+    with pytest.raises(openai.BadRequestError, match="remote URLs are not fetched"):
+        ask(live, [video_part("http://example.com/a.mp4"), {"type": "text", "text": "q"}])
+    with pytest.raises(openai.BadRequestError) as e:
+        ask(live, [video_part("data:video/mp4;base64,AAAA"), {"type": "text", "text": "q"}])
+    assert "longvid-serve" not in e.value.message and "/tmp" not in e.value.message
+    with pytest.raises(openai.BadRequestError, match="max_tokens must be >= 1"):
+        content = [video_part("data:video/mp4;base64,AAAA"), {"type": "text", "text": "q"}]
+        live.chat.completions.create(model="longvid-testbed", max_tokens=0, temperature=0,
+                                     messages=[{"role": "user", "content": content}])  # fmt: skip

@@ -121,7 +121,8 @@ def test_prepare_with_budgets_on_the_real_qwen25_folder(hub_dirs, real_videos):
     [
         ({"frames": 8, "fps": 2.0}, "frames or fps, not both"),
         ({"fps": 0}, "fps must be > 0"),
-        ({"min_frames": 9, "max_frames": 4}, "min_frames must be <= max_frames"),
+        ({"fps": 1.0, "min_frames": 9, "max_frames": 4}, "min_frames must be <= max_frames"),
+        ({"max_frames": 4}, "give fps too"),
         ({"min_pixels": 0}, "min_pixels must be >= 1"),
     ],
 )

@@ -180,7 +180,12 @@ def eval_(
     if bench not in BENCHMARKS:
         raise InvalidRequestError(f"--bench must be one of {', '.join(BENCHMARKS)} (got {bench})")
     if data is None:
-        raise InvalidRequestError("--data DIR is needed: the folder holding the benchmark's files")
+        what = (
+            "FILE.jsonl is needed: your benchmark's file"
+            if bench == "jsonl"
+            else "DIR is needed: the folder holding the benchmark's files"
+        )
+        raise InvalidRequestError(f"--data {what}")
     # every option checked before the model loads or the first item runs
     options = AskOptions.from_mapping(dict(frames=frames, fps=fps, min_frames=min_frames, max_frames=max_frames,
                                            min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels,

@@ -140,7 +140,7 @@ def ask(
         ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
         ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
         *([("shared prefill", f"{r.shared_prefix_tokens} tokens prefilled once for {len(questions)} questions")]
-          if r.shared_prefix_tokens else []),
+          if r.shared_prefix_tokens and len(questions) > 1 else []),
     ])  # fmt: skip
 
 
@@ -235,8 +235,8 @@ def prepare(
     from longvid.models.checkpoint.prepare import prepare as prepare_inputs
 
     quiet_transformers()
-    if out.is_dir():
-        raise InvalidRequestError(f"--out {out} is a folder; name a .safetensors file")
+    if out.is_dir() or out.suffix != ".safetensors":
+        raise InvalidRequestError(f"--out must name a .safetensors file (got {out})")
     inputs = prepare_inputs(model, video, question, frames=frames, fps=fps, min_frames=min_frames,
                             max_frames=max_frames, min_pixels=min_pixels, max_pixels=max_pixels,
                             total_pixels=total_pixels, fast_resize=fast_resize)  # fmt: skip

@@ -23,11 +23,9 @@ def load_jsonl(path: Path) -> list[Item]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise InvalidRequestError(f"{path} line {k}: not a JSON object") from None
-        if (
-            not isinstance(row, dict)
-            or not isinstance(row.get("video"), str)
-            or not isinstance(row.get("question"), str)
-        ):
+        if not isinstance(row, dict):
+            raise InvalidRequestError(f"{path} line {k}: not a JSON object")
+        if not isinstance(row.get("video"), str) or not isinstance(row.get("question"), str):
             raise InvalidRequestError(f'{path} line {k}: needs "video" and "question" as text')
         clip = None
         if "start" in row or "end" in row:
@@ -36,9 +34,13 @@ def load_jsonl(path: Path) -> list[Item]:
             if not ok or isinstance(start, bool) or isinstance(end, bool):
                 raise InvalidRequestError(f"{path} line {k}: a clip needs numbers 0 <= start < end (seconds)")
             clip = (float(start), float(end))
-        options = row.get("options") or []
+        options = row.get("options", [])
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options) or len(options) > 26:
             raise InvalidRequestError(f"{path} line {k}: options must be a list of at most 26 texts")
+        if "options" in row and not options:
+            raise InvalidRequestError(f"{path} line {k}: options is empty (leave it out for a free-text answer)")
+        if len(set(options)) != len(options):
+            raise InvalidRequestError(f"{path} line {k}: options repeat")
         answer = row.get("answer")
         if answer is not None and not isinstance(answer, str):
             raise InvalidRequestError(f"{path} line {k}: answer must be text")
@@ -61,6 +63,9 @@ def load_jsonl(path: Path) -> list[Item]:
         )
     if not items:
         raise InvalidRequestError(f"{path}: no questions")
+    if any(it.splits for it in items):  # items without a split are a group of their own, named
+        for it in items:
+            it.splits.setdefault("split", "(none)")
     return items
 
 

@@ -128,6 +128,7 @@ class lock:
 
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+        self.path.unlink(missing_ok=True)
 
 
 def claim(out: Path, identity: dict, existing: list[Path]) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +34,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.models.inference.request import AskOptions, check_question
-from longvid.web.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, message_of, status_of
+from longvid.web.errors import BadRequest, Forbidden, HTTPError, NotFound, PayloadTooLarge, message_of, status_of
 
 CHAT_KEYS = ("model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "n",
              "stream", "stream_options", "seed", "user", "mm_processor_kwargs", "media_io_kwargs")  # fmt: skip
@@ -69,7 +70,10 @@ class OpenAIApi:
             future = self.worker.call(lambda llm: self._answer(llm, call))
             text, usage = await asyncio.wrap_future(future)
         except LongvidError as e:
-            return error(e)
+            # the server's own file names are none of the client's business
+            message = message_of(e).replace(str(self.uploads.folder) + "/", "")
+            message = re.sub(r"\b[0-9a-f]{32}\.video\b", "the video sent", message)
+            return error(type(e)(message) if isinstance(e, HTTPError) else BadRequest(message))
         for stop in call["stop"]:
             if stop and stop in text:
                 text = text.split(stop)[0]
@@ -121,8 +125,8 @@ class OpenAIApi:
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
         try:
             options = AskOptions.from_mapping({**fields, **extra, "max_new_tokens": limit}, where=" in the request")
-        except InvalidRequestError as e:
-            raise BadRequest(str(e)) from None
+        except InvalidRequestError as e:  # in the request's own words
+            raise BadRequest(str(e).replace("max_new_tokens", "max_tokens")) from None
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else stop
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -206,6 +210,9 @@ class OpenAIApi:
             path = self.uploads.folder / f"{uuid.uuid4().hex}.video"
             path.write_bytes(raw)
             return path
+        if url.startswith(("http://", "https://")):
+            raise BadRequest("remote URLs are not fetched: send a data: URL, a path inside --allowed-local-media-path "
+                             "or an upload id")  # fmt: skip
         if url in self.uploads.held:  # an upload id from /api/upload
             return self.uploads.take(url).path
         path = Path(url.removeprefix("file://")).expanduser()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from longvid.errors import InvalidRequestError
 from longvid.models.checkpoint.registry import read_adapter
 from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference.encoding import as_source
@@ -47,6 +48,12 @@ def prepare(
     as many as the checkpoint was trained with); or qwen-vl-utils' ``fps``, ``min_frames``,
     ``max_frames``, ``min_pixels``, ``max_pixels``, ``total_pixels`` (``inference.sampling``).
     """
+    sampling = ("fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels")
+    other = sorted(k for k in budgets if k not in sampling)
+    if other:  # prepare samples and preprocesses; extension and pooling happen in the model
+        raise InvalidRequestError(
+            f"prepare takes frames, fast_resize and {', '.join(sampling)}; not {', '.join(other)}"
+        )
     options = AskOptions.from_mapping({"frames": frames, "fast_resize": fast_resize, **budgets})
     check_question(question)
     adapter = model if isinstance(model, FamilyAdapter) else read_adapter(model)

@@ -116,6 +116,8 @@ class AskOptions:
                 raise InvalidRequestError(f"{f.name} must be >= 1 (got {value})")
         if self.frames is not None and self.fps is not None:
             raise InvalidRequestError("give frames or fps, not both")
+        if (self.min_frames is not None or self.max_frames is not None) and self.fps is None:
+            raise InvalidRequestError("min_frames and max_frames bound the frames fps samples: give fps too")
         if self.fps is not None and not self.fps > 0:
             raise InvalidRequestError(f"fps must be > 0 (got {self.fps})")
         for low, high in (("min_frames", "max_frames"), ("min_pixels", "max_pixels")):

@@ -94,6 +94,8 @@ def plan_sampling(adapter: FamilyAdapter, source, options: AskOptions) -> Sampli
     ``Frames``: ``encoding.as_source``), from its header alone."""
     o = options
     given = isinstance(source, Frames)
+    if given and o.frames is not None and o.frames != len(source):
+        raise InvalidRequestError(f"{len(source)} frames were given and all are used: frames={o.frames} does not apply")
     if not uses_budgets(o):
         frames = o.frames or (len(source) if given else adapter.default_frames())
         if type(adapter).video_spec is FamilyAdapter.video_spec:
