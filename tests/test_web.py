@@ -305,3 +305,17 @@ def test_uploads_held_are_bounded_in_total_and_in_number(tmp_path):
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, scenario()).result()
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_5"])
+def test_the_page_serves_the_qwen3_families(tiny_checkpoints, family):
+    """The page's API on a tiny Qwen3-VL / Qwen3.5 checkpoint: an answer, its report and a
+    follow-up from the same conversation."""
+    with TestClient(create_app(model=str(tiny_checkpoints[family]), max_upload_mb=0.5)) as c:
+        first = wait(
+            c, c.post("/api/ask", json={"sample": True, "question": "what colour ?", "frames": 8}).json()["job"]
+        )
+        assert first["status"] == "done" and first["report"]["family"] == family
+        assert first["report"]["frames"] == 8 and len(first["strip"]) == 8
+        follow = c.post("/api/ask", json={"question": "and which came first ?", "follow_up": first["id"]}).json()
+        assert wait(c, follow["job"])["status"] == "done"
