@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from typing import Annotated
 
 import typer
 
@@ -52,19 +53,39 @@ REDUCE_HELP = choices(REDUCE_MODES)
 KEEP_HELP = "With --reduce: the fraction of the family's own visual tokens kept."
 
 
-FPS_HELP = "Sample by frame rate, qwen-vl-utils' way (instead of --frames; default 2 when a budget is given)."
-MIN_FRAMES_HELP = "With --fps: fewest frames (default 4)."
-MAX_FRAMES_HELP = "With --fps: most frames (default 768)."
-MIN_PIXELS_HELP = "Qwen: fewest pixels a frame (default 128x28x28)."
-MAX_PIXELS_HELP = "Qwen: most pixels a frame (default 768x28x28, lowered by --total-pixels)."
-TOTAL_PIXELS_HELP = "Qwen: pixels over all frames (default 128000x28x28x0.9)."
-
-
 def default(name: str) -> str:
     """'(default: X)' for a help text, from ``AskOptions`` (the one place defaults live)."""
     from longvid.models.inference.request import AskOptions
 
     return f"(default: {getattr(AskOptions(), name)})"
+
+
+# The request options several commands take (ask, prepare, eval, profile), declared once: each
+# defaults to None (not given), and AskOptions supplies the default and the check.
+FpsOption = Annotated[
+    float | None, typer.Option(help="Sample by frame rate, qwen-vl-utils' way (instead of --frames).")
+]
+MinFramesOption = Annotated[int | None, typer.Option(help="With --fps: fewest frames (default 4).")]
+MaxFramesOption = Annotated[int | None, typer.Option(help="With --fps: most frames (default 768).")]
+MinPixelsOption = Annotated[int | None, typer.Option(help="Qwen: fewest pixels a frame (default 128 tokens' worth).")]
+MaxPixelsOption = Annotated[
+    int | None, typer.Option(help="Qwen: most pixels a frame (default 768 tokens' worth, lowered by --total-pixels).")
+]
+TotalPixelsOption = Annotated[
+    int | None, typer.Option(help="Qwen: pixels over all frames (default 115,200 tokens' worth).")
+]
+ExtendOption = Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")]
+PoolingOption = Annotated[
+    str | None, typer.Option(help=f"{POOLING_HELP} (uniform: the family's own) {default('pooling')}.")
+]
+ReduceOption = Annotated[
+    str | None, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP} {default('reduce')}.")
+]
+KeepOption = Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('keep')}")]
+KvBitsOption = Annotated[
+    int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
+]
+VisualWindowOption = Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")]
 
 
 def interactive() -> bool:

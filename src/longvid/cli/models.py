@@ -10,18 +10,19 @@ import typer
 
 from longvid.cli.common import (
     ANCHORS_HELP,
-    EXTEND_HELP,
-    FPS_HELP,
-    KEEP_HELP,
-    KV_BITS_HELP,
-    MAX_FRAMES_HELP,
-    MAX_PIXELS_HELP,
-    MIN_FRAMES_HELP,
-    MIN_PIXELS_HELP,
-    POOLING_HELP,
     REARRANGE_HELP,
-    REDUCE_HELP,
-    TOTAL_PIXELS_HELP,
+    ExtendOption,
+    FpsOption,
+    KeepOption,
+    KvBitsOption,
+    MaxFramesOption,
+    MaxPixelsOption,
+    MinFramesOption,
+    MinPixelsOption,
+    PoolingOption,
+    ReduceOption,
+    TotalPixelsOption,
+    VisualWindowOption,
     app,
     default,
     interactive,
@@ -45,17 +46,15 @@ def ask(
     ] = None,
     model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
     frames: Annotated[int | None, typer.Option(help="Frames to sample uniformly (default: as trained).")] = None,
-    fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,
-    min_frames: Annotated[int | None, typer.Option(help=MIN_FRAMES_HELP)] = None,
-    max_frames: Annotated[int | None, typer.Option(help=MAX_FRAMES_HELP)] = None,
-    min_pixels: Annotated[int | None, typer.Option(help=MIN_PIXELS_HELP)] = None,
-    max_pixels: Annotated[int | None, typer.Option(help=MAX_PIXELS_HELP)] = None,
-    total_pixels: Annotated[int | None, typer.Option(help=TOTAL_PIXELS_HELP)] = None,
-    extend: Annotated[str | None, typer.Option(help=f"Context extension: {EXTEND_HELP} {default('extend')}.")] = None,
-    visual_window: Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")] = None,
-    pooling: Annotated[
-        str | None, typer.Option(help=f"{POOLING_HELP} (uniform: the family's own) {default('pooling')}.")
-    ] = None,
+    fps: FpsOption = None,
+    min_frames: MinFramesOption = None,
+    max_frames: MaxFramesOption = None,
+    min_pixels: MinPixelsOption = None,
+    max_pixels: MaxPixelsOption = None,
+    total_pixels: TotalPixelsOption = None,
+    extend: ExtendOption = None,
+    visual_window: VisualWindowOption = None,
+    pooling: PoolingOption = None,
     group: Annotated[
         int | None, typer.Option(help=f"Progressive pooling: frames per anchor {default('group')}.")
     ] = None,
@@ -64,13 +63,9 @@ def ask(
     anchors: Annotated[
         str | None, typer.Option(help=f"Progressive anchors: {ANCHORS_HELP} (default: change; fixed with --rearrange).")
     ] = None,
-    reduce: Annotated[
-        str | None, typer.Option(help=f"Content-aware token reduction: {REDUCE_HELP} {default('reduce')}.")
-    ] = None,
-    keep: Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('keep')}")] = None,
-    kv_bits: Annotated[
-        int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
-    ] = None,
+    reduce: ReduceOption = None,
+    keep: KeepOption = None,
+    kv_bits: KvBitsOption = None,
     rearrange: Annotated[str | None, typer.Option(help=f"INTP: {REARRANGE_HELP} {default('rearrange')}.")] = None,
     max_new_tokens: Annotated[
         int | None, typer.Option(help=f"Longest answer in tokens {default('max_new_tokens')}.")
@@ -219,12 +214,12 @@ def prepare(
     model: Annotated[str, typer.Option(help="Checkpoint folder or hub id (config, tokenizer, processor files).")],
     out: Annotated[Path, typer.Option(help="Where to write the inputs (.safetensors).")],
     frames: Annotated[int | None, typer.Option(help="Frames to sample (default: the checkpoint's).")] = None,
-    fps: Annotated[float | None, typer.Option(help=FPS_HELP)] = None,
-    min_frames: Annotated[int | None, typer.Option(help=MIN_FRAMES_HELP)] = None,
-    max_frames: Annotated[int | None, typer.Option(help=MAX_FRAMES_HELP)] = None,
-    min_pixels: Annotated[int | None, typer.Option(help=MIN_PIXELS_HELP)] = None,
-    max_pixels: Annotated[int | None, typer.Option(help=MAX_PIXELS_HELP)] = None,
-    total_pixels: Annotated[int | None, typer.Option(help=TOTAL_PIXELS_HELP)] = None,
+    fps: FpsOption = None,
+    min_frames: MinFramesOption = None,
+    max_frames: MaxFramesOption = None,
+    min_pixels: MinPixelsOption = None,
+    max_pixels: MaxPixelsOption = None,
+    total_pixels: TotalPixelsOption = None,
     fast_resize: Annotated[bool, typer.Option(help="Resize in the decoder (faster, not the official pixels).")] = False,
 ) -> None:
     """Write the inputs a checkpoint's official processor would give (input_ids,

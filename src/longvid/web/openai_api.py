@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from longvid.errors import InvalidRequestError, LongvidError
 from longvid.models.inference.request import AskOptions, check_question
 from longvid.web.errors import BadRequest, Forbidden, HTTPError, NotFound, PayloadTooLarge, message_of, status_of
+from longvid.web.routes import read_json
 
 CHAT_KEYS = ("model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "n",
              "stream", "stream_options", "seed", "user", "mm_processor_kwargs", "media_io_kwargs")  # fmt: skip
@@ -87,15 +88,7 @@ class OpenAIApi:
         })  # fmt: skip
 
     async def _body(self, request: Request) -> dict:
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > BODY_MAX:
-                raise PayloadTooLarge(f"the request is larger than {BODY_MAX // 2**20} MB")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("send the request as JSON") from None
+        body = await read_json(request, BODY_MAX)  # the page's reader: refused while it streams past the cap
         if not isinstance(body, dict):
             raise BadRequest("send the request as a JSON object")
         return body

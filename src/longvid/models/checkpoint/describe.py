@@ -3,7 +3,6 @@ check of longvid's frame preprocessing against the official one on the bundled s
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from longvid.bundled import SAMPLE_VIDEO
@@ -27,8 +26,7 @@ def describe(model: str | Path, question: str = "What happens in this video?", v
     frames = ad.default_frames()
     per_video = ad.video_spec(frames, width, height)
     if per_video is not None:  # one size for the whole video at the trained count (Qwen3's budget)
-        ad = copy.copy(ad)
-        ad.spec = per_video
+        ad = ad.with_spec(per_video)
     grid = ad.native_grid(width, height)
     native = reader.sample(n=CHECK_FRAMES).array
     official = official_frames(ad, native)

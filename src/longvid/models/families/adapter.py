@@ -15,6 +15,7 @@ for offline tests. ``registry.ADAPTERS`` lists the files; nothing else names a f
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,6 +161,13 @@ class FamilyAdapter(ABC):
         """Per temporal step, text ids the prompt puts before and after its tokens (Qwen3-VL's
         timestamps); None: the video is one block of tokens."""
         return None
+
+    def with_spec(self, spec: PixelSpec) -> FamilyAdapter:
+        """A view of this adapter that resizes by ``spec`` (one request's size): the model,
+        tokenizer and config are shared, the adapter itself is not changed."""
+        view = copy.copy(self)
+        view.spec = spec
+        return view
 
     def split_visual(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Pooled tokens → (embeddings, per-token features for the first language layers or

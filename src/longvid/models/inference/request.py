@@ -10,6 +10,7 @@ line and the web page read the fields and their defaults without loading a model
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import types
@@ -206,20 +207,13 @@ def check_question(question: object) -> str:
     return question
 
 
-@typing.no_type_check
+@functools.cache
 def _field_types() -> dict[str, tuple[type, ...]]:
     """Each field's accepted Python types (and whether None is allowed, as type(None))."""
-    global _TYPES
-    if _TYPES is None:
-        hints = typing.get_type_hints(AskOptions)
-        _TYPES = {}
-        for name, hint in hints.items():
-            args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-            _TYPES[name] = tuple(args)
-    return _TYPES
+    hints = typing.get_type_hints(AskOptions)
+    return {name: typing.get_args(h) if isinstance(h, types.UnionType) else (h,) for name, h in hints.items()}
 
 
-_TYPES: dict[str, tuple[type, ...]] | None = None
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 

@@ -21,7 +21,6 @@ down to the family's frames per step).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -106,8 +105,7 @@ def plan_sampling(adapter: FamilyAdapter, source, options: AskOptions) -> Sampli
         else:
             info = probe(source)
             width, height, frames = info.width, info.height, min(frames, info.frame_count)
-        view = copy.copy(adapter)
-        view.spec = adapter.video_spec(frames, width, height)
+        view = adapter.with_spec(adapter.video_spec(frames, width, height))
         return SamplingPlan(frames, view, (view.spec.width, view.spec.height))
     pixels = (o.min_pixels, o.max_pixels, o.total_pixels)
     if any(v is not None for v in pixels) and adapter.spec.rule != "smart":
@@ -142,6 +140,5 @@ def plan_sampling(adapter: FamilyAdapter, source, options: AskOptions) -> Sampli
         cap = min(o.max_pixels, cap)
     h, w = smart_resize(height, width, factor, lo, cap)
     # the checkpoint's own rule keeps this size (sides multiples of the factor, pixels within it)
-    view = copy.copy(adapter)
-    view.spec = dataclasses.replace(adapter.spec, min_pixels=min(lo, w * h), max_pixels=max(cap, w * h))
+    view = adapter.with_spec(dataclasses.replace(adapter.spec, min_pixels=min(lo, w * h), max_pixels=max(cap, w * h)))
     return SamplingPlan(frames, view, (w, h), f"{note}, {w}x{h} a frame (cap {cap:,} pixels, total {total:,})")
