@@ -85,6 +85,13 @@ KeepOption = Annotated[float | None, typer.Option(help=f"{KEEP_HELP} {default('k
 KvBitsOption = Annotated[
     int | None, typer.Option(help=f"KV cache precision in bits: {KV_BITS_HELP} {default('kv_bits')}.")
 ]
+KvBudgetOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Most the KV cache holds of the video: visual tokens per layer (4096) or a size (512MiB, 2GiB); "
+        "what repeats in time is dropped while the video streams in (default: no bound)."
+    ),
+]
 VisualWindowOption = Annotated[int | None, typer.Option(help="W_v in tokens (default: the family's).")]
 
 

@@ -18,6 +18,7 @@ from longvid.cli.common import (
     FpsOption,
     KeepOption,
     KvBitsOption,
+    KvBudgetOption,
     MaxFramesOption,
     MaxPixelsOption,
     MinFramesOption,
@@ -102,6 +103,7 @@ def profile(
     reduce: ReduceOption = None,
     keep: KeepOption = None,
     kv_bits: KvBitsOption = None,
+    kv_budget: KvBudgetOption = None,
     extend: ExtendOption = None,
     prefill_chunk: Annotated[int | None, typer.Option(help="Tokens per prefill chunk (default: auto).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
@@ -116,7 +118,7 @@ def profile(
     from longvid.testbed.sample import default_sample
 
     options = AskOptions.from_mapping(dict(pooling=pooling, reduce=reduce, keep=keep, kv_bits=kv_bits, extend=extend,
-                                           prefill_chunk=prefill_chunk))  # fmt: skip
+                                           prefill_chunk=prefill_chunk, kv_budget=kv_budget))  # fmt: skip
     return_freed_memory_to_os()
     quiet_transformers()
     llm = load(model, device=device)
@@ -147,6 +149,7 @@ def eval_(
     visual_window: VisualWindowOption = None,
     pooling: PoolingOption = None,
     kv_bits: KvBitsOption = None,
+    kv_budget: KvBudgetOption = None,
     reduce: ReduceOption = None,
     keep: KeepOption = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
@@ -187,7 +190,8 @@ def eval_(
     options = AskOptions.from_mapping(dict(frames=frames, fps=fps, min_frames=min_frames, max_frames=max_frames,
                                            min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels,
                                            extend=extend, visual_window=visual_window, pooling=pooling,
-                                           kv_bits=kv_bits, reduce=reduce, keep=keep))  # fmt: skip
+                                           kv_bits=kv_bits, reduce=reduce, keep=keep,
+                                           kv_budget=kv_budget))  # fmt: skip
     from longvid.models import load
 
     quiet_transformers()

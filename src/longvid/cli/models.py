@@ -15,6 +15,7 @@ from longvid.cli.common import (
     FpsOption,
     KeepOption,
     KvBitsOption,
+    KvBudgetOption,
     MaxFramesOption,
     MaxPixelsOption,
     MinFramesOption,
@@ -66,6 +67,7 @@ def ask(
     reduce: ReduceOption = None,
     keep: KeepOption = None,
     kv_bits: KvBitsOption = None,
+    kv_budget: KvBudgetOption = None,
     rearrange: Annotated[str | None, typer.Option(help=f"INTP: {REARRANGE_HELP} {default('rearrange')}.")] = None,
     max_new_tokens: Annotated[
         int | None, typer.Option(help=f"Longest answer in tokens {default('max_new_tokens')}.")
@@ -96,7 +98,7 @@ def ask(
         max_pixels=max_pixels, total_pixels=total_pixels, extend=extend, visual_window=visual_window, pooling=pooling,
         group=group, high=high, low=low,
         anchors=anchors, reduce=reduce, keep=keep, kv_bits=kv_bits, rearrange=rearrange, max_new_tokens=max_new_tokens,
-        fast_resize=fast_resize,
+        fast_resize=fast_resize, kv_budget=kv_budget,
     ))  # fmt: skip
     return_freed_memory_to_os()
     quiet_transformers()
@@ -131,7 +133,9 @@ def ask(
         ("visual tokens", f"{r.visual_tokens_before_pooling} -> {r.visual_tokens}"),
         ("extension", f"{r.extend}, W_v {r.visual_window}, W_l {r.language_window}, scale {r.scale}; "
                       f"the checkpoint's own RoPE: {r.own_rope}"),
-        ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"),
+        ("KV cache", f"{r.kv_bits}-bit ({r.kv_backend}), {r.kv_cache_bytes / 2**20:.1f} MiB"
+                     + (f"; budget {r.kv_budget}: {r.kv_budget_tokens} visual tokens a layer, "
+                        f"{r.kv_dropped_tokens} of {r.visual_tokens} dropped" if r.kv_budget else "")),
         ("peak memory", f"{r.peak_memory_bytes / 2**20:.0f} MiB ({r.memory_device})"),
         ("seconds", ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items())),
         *([("shared prefill", f"{r.shared_prefix_tokens} tokens prefilled once for {len(questions)} questions")]

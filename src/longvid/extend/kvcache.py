@@ -33,6 +33,7 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.kvbudget import rows_to_keep, step_scores
 from longvid.extend.modes import KV_BITS
 
 DEFAULT_GROUP = 64
@@ -124,6 +125,13 @@ class BlockKVLayer(CacheLayerMixin):
         self.blocks: list[tuple[torch.Tensor | Quantized, torch.Tensor | Quantized]] = []
         self.blocked_tokens = 0
         self.lazy = False  # True inside ``attend_blockwise``: update returns only the new tokens
+        # under a KV budget (``kvbudget``): each row's keep score (+inf: never dropped), the
+        # temporal steps of the rows the next pass brings (None: rows never dropped), and the
+        # last steps' unit values for scoring the next chunk
+        self.track = False
+        self.scores = torch.zeros(0)
+        self.incoming_steps: torch.Tensor | None = None
+        self.recent = None
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
@@ -165,9 +173,60 @@ class BlockKVLayer(CacheLayerMixin):
         self.flush()
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
+        if self.track:
+            self._score(value_states)
         if self.lazy:
             return key_states, value_states
         return self.materialize()
+
+    def _score(self, values: torch.Tensor) -> None:
+        n = values.shape[-2]
+        steps = self.incoming_steps
+        if steps is None or steps.shape[0] != n:  # text, generated tokens: never dropped
+            new = torch.full((n,), math.inf)
+        else:
+            new, self.recent = step_scores(values[0], steps, self.recent)
+        self.scores = torch.cat([self.scores, new])
+
+    def compact(self, cap: int) -> int:
+        """Keep every never-dropped row and the ``cap`` best-scored visual rows (``kvbudget``);
+        returns how many rows were dropped. Blocks before the first dropped row stay as they
+        are; from there the kept rows are re-blocked one block at a time (a quantized block is
+        dequantized, gathered and quantized again: values exactly, keys on their new groups'
+        grid), so no full-precision copy of the cache is made."""
+        if not self.is_initialized:
+            return 0
+        keep = rows_to_keep(self.scores, cap)
+        if keep is None:
+            return 0
+        first_drop = int((~keep).nonzero()[0, 0])
+        kept_blocks, start = [], 0
+        for k, v in self.blocks:
+            size = self._rows(k)
+            if start + size > first_drop:
+                break
+            kept_blocks.append((k, v))
+            start += size
+        rest_keys, rest_values = [], []
+        for seg_start, k, v in self.segments():
+            if seg_start + k.shape[-2] <= start:
+                continue
+            index = keep[seg_start : seg_start + k.shape[-2]].nonzero().squeeze(1).to(k.device)
+            rest_keys.append(k.index_select(-2, index))
+            rest_values.append(v.index_select(-2, index))
+            del k, v
+        keys, values = torch.cat(rest_keys, dim=-2), torch.cat(rest_values, dim=-2)
+        del rest_keys, rest_values
+        self.blocks, self.blocked_tokens = kept_blocks, start
+        self.keys, self.values = keys, values
+        self.flush()
+        dropped = int((~keep).sum())
+        self.scores = self.scores[keep]
+        return dropped
+
+    @staticmethod
+    def _rows(k: torch.Tensor | Quantized) -> int:
+        return k.shape[-1] if isinstance(k, Quantized) else k.shape[-2]
 
     def segments(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """(first token, keys, values) for each block and the tail, full precision, one at a time."""
@@ -197,6 +256,7 @@ class BlockKVLayer(CacheLayerMixin):
 
     def reset(self) -> None:
         self.blocks, self.blocked_tokens = [], 0
+        self.scores, self.recent = torch.zeros(0), None
         self.keys = self.values = None
         self.is_initialized = False
 
@@ -228,23 +288,42 @@ class BlockKVCache(Cache):
         ]
         super().__init__(layers=layers)
         self.bits = bits
+        self.dropped_tokens = 0  # rows a KV budget dropped from each layer (``compact``)
 
     def flush(self) -> None:
         for layer in self.layers:
             if isinstance(layer, BlockKVLayer):
                 layer.flush()
 
+    def track(self) -> None:
+        """Score every visual row as it enters (for ``compact``: a KV budget)."""
+        for layer in self.layers:
+            if isinstance(layer, BlockKVLayer):
+                layer.track = True
+
+    def expect(self, steps: torch.Tensor | None) -> None:
+        """The temporal step of each row the next forward pass brings (-1: never dropped)."""
+        for layer in self.layers:
+            if isinstance(layer, BlockKVLayer):
+                layer.incoming_steps = steps
+
+    def compact(self, cap: int) -> int:
+        """Each layer keeps at most ``cap`` visual rows (``BlockKVLayer.compact``); returns the
+        rows dropped from each layer (the same count in every layer)."""
+        dropped = [layer.compact(cap) for layer in self.layers if isinstance(layer, BlockKVLayer)]
+        return max(dropped, default=0)
+
     def snapshot(self) -> list[tuple]:
-        """The cache's state now, to ``restore`` after more tokens were added. Nothing is
-        copied: stored blocks are never changed (only appended), and the full-precision tail
-        is replaced, not written into, when tokens are added."""
+        """The cache's state now, to ``restore`` after more tokens were added. No tensor is
+        copied: blocks and tails are replaced, never written into, when tokens are added or
+        the cache is compacted (only the block list is copied)."""
         out = []
         for layer in self.layers:
             if not isinstance(layer, BlockKVLayer):  # linear attention: states updated in place, so copied
                 out.append(_linear_state(layer))
                 continue
-            state = (len(layer.blocks), layer.blocked_tokens, getattr(layer, "keys", None),
-                     getattr(layer, "values", None), layer.is_initialized)  # fmt: skip
+            state = (list(layer.blocks), layer.blocked_tokens, getattr(layer, "keys", None),
+                     getattr(layer, "values", None), layer.is_initialized, layer.scores, layer.recent)  # fmt: skip
             out.append(state)
         return out
 
@@ -255,9 +334,10 @@ class BlockKVCache(Cache):
             if not isinstance(layer, BlockKVLayer):
                 _set_linear_state(layer, saved)
                 continue
-            n_blocks, blocked, keys, values, initialized = saved
-            del layer.blocks[n_blocks:]
+            blocks, blocked, keys, values, initialized, scores, recent = saved
+            layer.blocks = list(blocks)
             layer.blocked_tokens, layer.keys, layer.values, layer.is_initialized = blocked, keys, values, initialized
+            layer.scores, layer.recent = scores, recent
 
 
 _LINEAR_FIELDS = ("conv_states", "recurrent_states", "has_previous_state", "is_conv_states_initialized",

@@ -79,6 +79,14 @@ class VisualSpan:
         parts.append(torch.zeros(self.extra, dtype=torch.bool))
         return torch.cat(parts)
 
+    def step_ids(self) -> torch.Tensor:
+        """(length,) int64: each grid token's temporal step, -1 at per-step text and extra tokens."""
+        mask = self.visual_mask()
+        counts = [h * w if self.kept is None else len(self.kept[t]) for t, (h, w) in enumerate(self.grids)]
+        out = torch.full((mask.shape[0],), -1, dtype=torch.int64)
+        out[mask] = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.int64))
+        return out
+
     @property
     def length(self) -> int:
         return sum(self.step_tokens(t) for t in range(len(self.grids))) + self.extra
@@ -110,6 +118,30 @@ KEPT_POSITIONS = ("compact", "original")
 
 def sequence_length(spans: list[Span]) -> int:
     return sum(s.length for s in spans)
+
+
+def grid_steps(spans: list[Span]) -> torch.Tensor:
+    """(L,) int64: each grid token's temporal step (numbered across the spans' videos), -1 at
+    text and at tokens outside the grids."""
+    out, first = [], 0
+    for span in spans:
+        if isinstance(span, TextSpan):
+            out.append(torch.full((span.length,), -1, dtype=torch.int64))
+            continue
+        ids = span.step_ids()
+        out.append(torch.where(ids >= 0, ids + first, ids))
+        first += len(span.grids)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def visual_end(spans: list[Span]) -> int:
+    """Tokens up to the end of the last visual span (0 without one)."""
+    end = pos = 0
+    for span in spans:
+        pos += span.length
+        if isinstance(span, VisualSpan):
+            end = pos
+    return end
 
 
 def visual_token_count(spans: list[Span]) -> int:

@@ -82,13 +82,16 @@ def estimate(
     kv_bits: int = 16,
     prefill_chunk: int = 1024,
     chunk_frames: int = 16,
+    kv_cap: int | None = None,
 ) -> Estimate:
     """Analytic peak memory of one request, split by stage (bytes), for longvid's path:
-    chunked prefill with blockwise attention over a block KV cache."""
+    chunked prefill with blockwise attention over a block KV cache. ``kv_cap``: a KV budget's
+    visual tokens per layer (the cache then holds at most those, the text and one chunk)."""
     from longvid.extend.kvcache import DEFAULT_BLOCK
 
     b = geo.bytes_per_value
     tokens = visual_tokens + text_tokens
+    cached = tokens if kv_cap is None else min(tokens, kv_cap + text_tokens + prefill_chunk)
     chunk = min(prefill_chunk, tokens)
     block = min(DEFAULT_BLOCK, tokens)
     # one chunk through one decoder layer at a time: residual + normed + q/k/v/o and the
@@ -106,7 +109,7 @@ def estimate(
     return Estimate(
         weights=geo.parameters * b,
         vision=vision,
-        kv_cache=kv_bytes(geo.kv_layers or geo.layers, geo.kv_heads, geo.head_dim, tokens, kv_bits) + geo.state_bytes,
+        kv_cache=kv_bytes(geo.kv_layers or geo.layers, geo.kv_heads, geo.head_dim, cached, kv_bits) + geo.state_bytes,
         prefill=activations + attention,
     )
 
@@ -145,6 +148,15 @@ def geometry_of(llm, grid: tuple[int, int] | None = None) -> Geometry:
         step_extra=ad.step_extra_tokens,
         video_extra=ad.extra_token_count(),
     )
+
+
+def kv_bytes_per_token(geo: Geometry, kv_bits: int) -> float:
+    """What one token costs in the KV cache across the layers that keep keys and values, in
+    the model's dtype (scales and zeros included when quantized)."""
+    layers, per = geo.kv_layers or geo.layers, 1024
+    if kv_bits == 16:
+        return 2 * layers * geo.kv_heads * geo.head_dim * geo.bytes_per_value
+    return kv_bytes(layers, geo.kv_heads, geo.head_dim, per, kv_bits, scale_bytes=geo.bytes_per_value) / per
 
 
 def available_bytes(device: str | torch.device) -> int:

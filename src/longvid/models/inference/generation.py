@@ -16,11 +16,13 @@ from longvid.extend.positions import (
     Span,
     TextSpan,
     VisualSpan,
+    grid_steps,
     mrope_positions,
     next_position,
     position_extent,
     positions_1d,
     sequence_length,
+    visual_end,
     visual_token_count,
 )
 from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
@@ -238,16 +240,30 @@ def prefill(
     all_logits: bool = False,
     progress: Progress = False,
     cache: BlockKVCache | None = None,
+    kv_cap: int | None = None,
 ) -> tuple[torch.Tensor, BlockKVCache]:
     """Run the prompt through the language model in chunks of ``chunk`` tokens (default:
     ``auto_chunk``), filling a block KV cache (quantized below 16 bits) and attending block
-    by block (``longvid.extend.kvcache``); logits for the last position only (or all)."""
+    by block (``longvid.extend.kvcache``); logits for the last position only (or all).
+
+    ``kv_cap``: a KV budget, the visual tokens each layer may hold (``extend.kvbudget``): after
+    each chunk a layer past it keeps its best-scored visual rows; ``cache.dropped_tokens``
+    counts the rows dropped from each layer. Chunks then end where the video does, so that the
+    text after it meets the same compressed cache whether it is prefilled with the video or
+    after a shared prefix."""
     chunk = chunk or auto_chunk(kv_bits)
     if chunk < 1:
         raise InvalidRequestError(f"prefill chunk must be >= 1 (got {chunk})")
-    cache = cache if cache is not None else make_cache(kv_bits, adapter.text_config)
+    if kv_cap is not None and kv_cap < 1:
+        raise InvalidRequestError(f"a KV budget must hold at least one token (got {kv_cap})")
+    if cache is None:
+        cache = make_cache(kv_bits, adapter.text_config)
+        if kv_cap is not None:
+            cache.track()
     embeds, positions = layout.embeds, layout.positions
     length = embeds.shape[0] if isinstance(embeds, torch.Tensor) else sum(int(p.shape[0]) for p in embeds)
+    steps = grid_steps(layout.spans) if kv_cap is not None else None
+    sizes = chunk_sizes(length, chunk, layout.offset, None if kv_cap is None else visual_end(layout.spans))
     outs = []
     meter = bar(progress, length, "prefill", "token")
     start = 0
@@ -257,15 +273,20 @@ def prefill(
         attend_blockwise(cache, adapter.text_config),
     ):
         used = 0  # DeepStack rows handed out so far
-        for piece in _take_chunks(embeds, chunk, layout.offset):
+        for piece in _take_chunks(embeds, sizes):
             end = start + piece.shape[0]
             mask = rows = None
             if layout.deepstack is not None:
                 mask = layout.visual_mask[start:end]
                 n = int(mask.sum())
                 rows, used = layout.deepstack[used : used + n], used + n
+            if steps is not None:
+                cache.expect(steps[start:end])
             logits = forward(adapter, piece, positions[..., start:end], cache, not all_logits, mask, rows)
             del piece
+            if kv_cap is not None:
+                cache.expect(None)
+                cache.dropped_tokens += cache.compact(kv_cap)
             if all_logits or end == length:
                 outs.append(logits)
             meter.update(end - start)
@@ -305,31 +326,46 @@ def decode(adapter: FamilyAdapter, first_logits: torch.Tensor, cache, layout: La
     return tokens
 
 
-def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], chunk: int, offset: int = 0) -> Iterator[torch.Tensor]:
-    """Consecutive ``chunk``-row pieces of a tensor, or of a list of pieces that is consumed
-    as it goes (each list entry dropped once its rows have been handed out). ``offset``: the
-    tokens already cached; pieces then end where they would had the whole prompt been cut
-    from its start (so a question after a shared prefix meets the cache's blocks exactly as
-    it would alone)."""
+def chunk_sizes(length: int, chunk: int, offset: int = 0, cut: int | None = None) -> list[int]:
+    """Rows of each prefill pass over ``length`` tokens. ``offset``: the tokens already cached;
+    passes then end where they would had the whole prompt been cut from its start (so a
+    question after a shared prefix meets the cache's blocks exactly as it would alone).
+    ``cut`` (a KV budget): passes also end there, and text after a shared prefix starts its own."""
+    if cut is not None:
+        cut = min(cut, length)
+        return _even(cut, chunk) + _even(length - cut, chunk)
+    first = min((chunk - offset % chunk) % chunk, length)
+    return ([first] if first else []) + _even(length - first, chunk)
+
+
+def _even(n: int, chunk: int) -> list[int]:
+    return [min(chunk, n - s) for s in range(0, n, chunk)]
+
+
+def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], sizes: list[int]) -> Iterator[torch.Tensor]:
+    """Consecutive pieces of ``sizes`` rows, of a tensor or of a list of pieces that is
+    consumed as it goes (each list entry dropped once its rows have been handed out)."""
     if isinstance(embeds, torch.Tensor):
-        first = (chunk - offset % chunk) % chunk
-        if first:
-            yield embeds[:first]
-        for start in range(first, embeds.shape[0], chunk):
-            yield embeds[start : start + chunk]
+        start = 0
+        for size in sizes:
+            yield embeds[start : start + size]
+            start += size
         return
     parts: list[torch.Tensor] = []
     held = 0
+    wanted = iter(sizes)
+    size = next(wanted, 0)
     while embeds:
         piece = embeds.pop(0)
         while piece.shape[0]:
-            take = min(chunk - held, piece.shape[0])
+            take = min(size - held, piece.shape[0])
             parts.append(piece[:take])
             held += take
             piece = piece[take:]
-            if held == chunk:
+            if held == size:
                 out, parts, held = torch.cat(parts, dim=0), [], 0
                 yield out
+                size = next(wanted, 0)
         del piece
     if held:
         yield torch.cat(parts, dim=0)

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from longvid.errors import InvalidRequestError
+from longvid.extend.kvbudget import parse_kv_budget
 from longvid.extend.kvcache import BlockKVCache
 from longvid.extend.pooling import DEFAULT_ANCHORS, Schedule
 from longvid.extend.reduce import Reducer
 from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference import encoding, generation
-from longvid.models.inference.budget import Estimate, estimate, geometry_of, guard
+from longvid.models.inference.budget import Estimate, estimate, geometry_of, guard, kv_bytes_per_token
 from longvid.models.inference.encoding import Video
 from longvid.models.inference.generation import Layout
 from longvid.models.inference.request import AskOptions, check_question
@@ -123,11 +124,19 @@ class VideoLLM:
         all_logits: bool = False,
         progress: Progress = False,
         cache: BlockKVCache | None = None,
+        kv_cap: int | None = None,
     ) -> tuple[torch.Tensor, BlockKVCache]:
-        """Stage 3: the prompt through the language model (``generation.prefill``)."""
-        return generation.prefill(
-            self.adapter, layout, chunk=chunk, kv_bits=kv_bits, all_logits=all_logits, progress=progress, cache=cache
-        )
+        """Stage 3: the prompt through the language model (``generation.prefill``); ``kv_cap``:
+        a KV budget in visual tokens per layer (``kv_cap``)."""
+        return generation.prefill(self.adapter, layout, chunk=chunk, kv_bits=kv_bits, all_logits=all_logits,
+                                  progress=progress, cache=cache, kv_cap=kv_cap)  # fmt: skip
+
+    def kv_cap(self, kv_budget: int | str | None, kv_bits: int = 16) -> int | None:
+        """A KV budget (tokens, or a size such as "512MiB") as the visual tokens each layer may
+        hold on this model at ``kv_bits``; None for no budget."""
+        if kv_budget is None:
+            return None
+        return parse_kv_budget(kv_budget).cap(kv_bytes_per_token(geometry_of(self), kv_bits))
 
     def decode(self, first_logits: torch.Tensor, cache: BlockKVCache, layout: Layout, max_new_tokens: int) -> list[int]:
         """Greedy decoding after ``prefill`` (``generation.decode``)."""
@@ -166,9 +175,11 @@ class VideoLLM:
         grid: tuple[int, int] | None = None,
         chunk_frames: int = 16,
         reducer: Reducer | None = None,
+        kv_cap: int | None = None,
     ) -> Estimate:
         """Analytic memory of a request on this model, before running it; ``grid``: (h, w)
-        tokens of one temporal step of the video at hand (default: the largest possible)."""
+        tokens of one temporal step of the video at hand (default: the largest possible);
+        ``kv_cap``: a KV budget in visual tokens per layer."""
         ad = self.adapter
         h, w = grid or ad.native_grid()
         steps = -(-frames // ad.frames_per_step)
@@ -180,12 +191,13 @@ class VideoLLM:
         tokens = grid_tokens + steps * ad.step_extra_tokens + ad.extra_token_count()
         chunk = prefill_chunk or generation.auto_chunk(kv_bits)
         geometry = geometry_of(self, (h, w))
-        return estimate(geometry, frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk, chunk_frames=chunk_frames)
+        return estimate(geometry, frames, tokens, kv_bits=kv_bits, prefill_chunk=chunk, chunk_frames=chunk_frames,
+                        kv_cap=kv_cap)  # fmt: skip
 
     # ------------------------------------------------------------ public
 
     def check_fits(
-        self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16, grid=None
+        self, video, frames, schedule, reducer, kv_bits, prefill_chunk=None, chunk_frames=16, grid=None, kv_cap=None
     ) -> None:
         """Refuse a request that cannot fit in free memory (``budget.guard``: a
         ``DoesNotFitError``), estimating the frames the video has, with the option values
@@ -194,8 +206,8 @@ class VideoLLM:
         grid = grid or self.video_grid(video)
         planned = min(frames, encoding.frames_available(video))  # the reader clamps: so does the estimate
 
-        def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits) -> Estimate:
-            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer)
+        def estimate_with(frames=planned, schedule=schedule, kv_bits=kv_bits, kv_cap=kv_cap) -> Estimate:
+            return self.estimate(frames, schedule, kv_bits, prefill_chunk, grid, chunk_frames, reducer, kv_cap)
 
         def alternatives(free: int) -> list[tuple[dict, Estimate]]:  # what each option would need instead
             alt = []
@@ -208,6 +220,10 @@ class VideoLLM:
                 fewer //= 2  # the largest halving that fits
             if fewer >= 1:
                 alt.append(({"frames": fewer}, estimate_with(frames=fewer)))
+            per_token = kv_bytes_per_token(geometry_of(self, grid), kv_bits)
+            budget = _fitting_budget(estimate_with(kv_cap=1), free, per_token)
+            if budget is not None and (kv_cap is None or budget[1] < kv_cap):
+                alt.append(({"kv_budget": budget[0]}, estimate_with(kv_cap=budget[1])))
             return alt
 
         guard(estimate_with(), self.adapter.device, alternatives)
@@ -256,3 +272,14 @@ class VideoLLM:
         for a in answers:
             a.report.seconds["total"] = round(total, 4)
         return answers[0] if single else answers
+
+
+def _fitting_budget(least: Estimate, free: int, per_token: float) -> tuple[str, int] | None:
+    """The largest KV budget (a size in whole MiB, and its tokens per layer) that leaves the
+    request within ``free`` bytes, given its estimate with the smallest budget (``least``):
+    None when even that does not fit."""
+    spare = free - least.beyond_weights
+    mib = int(spare // 2**20)
+    if mib < 1:
+        return None
+    return f"{mib}MiB", max(1, int(mib * 2**20 // per_token))

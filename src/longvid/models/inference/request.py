@@ -70,8 +70,11 @@ class AskOptions:
     ``pooling``: uniform (the family's own) | progressive (``group`` frames per anchor,
     strides ``high`` / ``low``, ``anchors`` change or fixed; None: change, fixed with
     ``rearrange``). ``reduce``: none | uniqueness | merge, keeping ``keep`` of the family's own
-    visual tokens. ``kv_bits``: 16 | 8 | 4 | 2. ``rearrange``: none | interleave | chunks
-    (INTP). ``max_new_tokens``: the longest answer. ``chunk_frames``: frames encoded at once;
+    visual tokens. ``kv_bits``: 16 | 8 | 4 | 2. ``kv_budget``: the most the KV cache holds of
+    the video, in visual tokens per layer (``4096``) or bytes (``"512MiB"``), kept while the
+    video streams in by dropping what repeats (``extend.kvbudget``; None: no bound).
+    ``rearrange``: none | interleave | chunks (INTP). ``max_new_tokens``: the longest answer.
+    ``chunk_frames``: frames encoded at once;
     ``prefill_chunk``: tokens per prefill pass (None: one cache block). ``fast_resize``:
     resize in the decoder (not the official processor's pixels).
     """
@@ -93,6 +96,7 @@ class AskOptions:
     reduce: str = "none"
     keep: float = 0.25
     kv_bits: int = 16
+    kv_budget: int | str | None = None
     rearrange: str = "none"
     max_new_tokens: int = 32
     chunk_frames: int = 16
@@ -128,6 +132,10 @@ class AskOptions:
                 and getattr(self, low) > getattr(self, high)
             ):
                 raise InvalidRequestError(f"{low} must be <= {high} (got {getattr(self, low)} > {getattr(self, high)})")
+        if self.kv_budget is not None:
+            from longvid.extend.kvbudget import parse_kv_budget
+
+            parse_kv_budget(self.kv_budget)  # refused in one line when malformed
         if not 0 < self.keep <= 1:
             raise InvalidRequestError(f"keep must be in (0, 1] (got {self.keep})")
         if self.reduce != "none" and self.pooling != "uniform":
@@ -176,6 +184,13 @@ class AskOptions:
         return AskOptions.build(self, **changes)
 
     # ---------------------------------------------------------------- derived
+
+    @property
+    def budget(self):
+        """The parsed ``kv_budget`` (``extend.kvbudget.KVBudget``), or None."""
+        from longvid.extend.kvbudget import parse_kv_budget
+
+        return None if self.kv_budget is None else parse_kv_budget(self.kv_budget)
 
     @property
     def anchor_mode(self) -> str:

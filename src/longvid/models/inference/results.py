@@ -77,6 +77,9 @@ class Report:
     shared_prefix_tokens: int = 0  # tokens of the prompt prefilled once for several questions
     own_rope: str = ""  # the checkpoint's own RoPE scaling, which the extension composes with
     sampling: str = ""  # under fps or pixel budgets: what they chose (frames, size per frame)
+    kv_budget: str = ""  # the KV budget as given and the visual tokens it lets each layer hold
+    kv_budget_tokens: int | None = None
+    kv_dropped_tokens: int = 0  # visual tokens the budget dropped from each layer's cache
 
     def to_dict(self) -> dict:
         return asdict(self)

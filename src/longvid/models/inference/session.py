@@ -52,7 +52,9 @@ class VideoSession:
         self.plan = plan_sampling(llm.adapter, encoding.as_source(video), o)
         adapter, frames = self.plan.adapter, self.plan.frames
         grid = encoding.video_grid(adapter, video)
-        llm.check_fits(video, frames, self.schedule, self.reducer, o.kv_bits, o.prefill_chunk, o.chunk_frames, grid)
+        self.kv_cap = llm.kv_cap(o.kv_budget, o.kv_bits)  # a KV budget as visual tokens per layer
+        llm.check_fits(video, frames, self.schedule, self.reducer, o.kv_bits, o.prefill_chunk, o.chunk_frames, grid,
+                       self.kv_cap)  # fmt: skip
         self.timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self.visual: VisualTokens = encoding.encode_video(
@@ -106,7 +108,8 @@ class VideoSession:
                 return [None] * len(questions)
             prefix, rests = laid  # the prefix took the visual blocks: they are prefilled once
             t0 = time.perf_counter()
-            _, cache = generation.prefill(ad, prefix, chunk=o.prefill_chunk, kv_bits=o.kv_bits, progress=self.progress)
+            _, cache = generation.prefill(ad, prefix, chunk=o.prefill_chunk, kv_bits=o.kv_bits, progress=self.progress,
+                                          kv_cap=self.kv_cap)  # fmt: skip
             self.timings["prefill_shared"] = time.perf_counter() - t0
             self._prefix = _Prefix(prefix, cache, cache.snapshot())
             return list(rests)
@@ -135,22 +138,23 @@ class VideoSession:
         if rest is None:  # the whole prompt, the video included
             layout = self._whole_layout(question, history, consume)
             logits, cache = generation.prefill(ad, layout, chunk=o.prefill_chunk, kv_bits=o.kv_bits,
-                                               progress=self.progress)  # fmt: skip
+                                               progress=self.progress, kv_cap=self.kv_cap)  # fmt: skip
             shared = 0
         else:
             prefix = self._prefix
-            logits, cache = generation.prefill(ad, rest, chunk=o.prefill_chunk, kv_bits=o.kv_bits, cache=prefix.cache)
+            logits, cache = generation.prefill(ad, rest, chunk=o.prefill_chunk, kv_bits=o.kv_bits, cache=prefix.cache,
+                                               kv_cap=self.kv_cap)  # fmt: skip
             layout, shared = generation.joined(prefix.layout, rest), prefix.layout.length
         t1 = time.perf_counter()
         if callable(self.progress):
             self.progress("generate", 0, limit)
         tokens = generation.decode(ad, logits, cache, layout, limit)
-        held = cache_bytes(cache)
+        held, dropped = cache_bytes(cache), cache.dropped_tokens
         if rest is not None:
             cache.restore(self._prefix.snapshot)
         del cache
         seconds = {"prefill": t1 - t0, "generate": time.perf_counter() - t1}
-        return layout, tokens, held, shared, seconds
+        return layout, tokens, held, shared, seconds, dropped
 
     def _whole_layout(self, question: str, history: History, consume: bool) -> Layout:
         ad, o = self.llm.adapter, self.options
@@ -166,18 +170,20 @@ class VideoSession:
         mask, deepstack = generation.deepstack_of(spans, self.visual)
         return Layout(torch.cat(pieces), spans, plan, positions, self.window, o.extend, 0, mask, deepstack)
 
-    def _answer(self, layout: Layout, tokens: list[int], held: int, shared: int, seconds: dict, *, peak: int):
+    def _answer(self, layout: Layout, tokens: list[int], held: int, shared: int, seconds: dict, dropped: int, *,
+                peak: int):  # fmt: skip
         return build_answer(
             self.llm, self.visual, layout, tokens, self.options, schedule=self.schedule, reducer=self.reducer,
             kv_cache_bytes=held, shared_prefix=shared, seconds={**self.timings, **seconds}, peak=peak,
-            sampling=self.plan.note,
-            n_visual=self.n_visual, tokens_per_frame=self.tokens_per_frame,
+            sampling=self.plan.note, n_visual=self.n_visual, tokens_per_frame=self.tokens_per_frame,
+            kv_cap=self.kv_cap, kv_dropped=dropped,
         )  # fmt: skip
 
 
 def build_answer(llm, visual: VisualTokens, layout: Layout, tokens: list[int], options: AskOptions, *, schedule,
                  reducer, kv_cache_bytes: int, shared_prefix: int, seconds: dict, peak: int, n_visual: int,
-                 tokens_per_frame: list, sampling: str = "") -> Answer:  # fmt: skip
+                 tokens_per_frame: list, sampling: str = "", kv_cap: int | None = None,
+                 kv_dropped: int = 0) -> Answer:  # fmt: skip
     """An answer and its report: what was asked (the options) and what it took."""
     fr = visual.frames
     report = Report(
@@ -207,6 +213,9 @@ def build_answer(llm, visual: VisualTokens, layout: Layout, tokens: list[int], o
         shared_prefix_tokens=shared_prefix,
         own_rope=llm.adapter.own_rope().describe(),
         sampling=sampling,
+        kv_budget="" if options.budget is None else options.budget.describe(),
+        kv_budget_tokens=kv_cap,
+        kv_dropped_tokens=kv_dropped,
     )
     text = llm.adapter.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     return Answer(text=text, report=report, token_ids=tokens)
