@@ -49,9 +49,17 @@ def probe(
     frames: Annotated[str, typer.Option(help="Frame counts, e.g. 16,32,64.")] = "16,32,64",
     depths: Annotated[str | None, typer.Option(help="Needle depths, e.g. 0:1:0.25 (heatmap).")] = None,
     extend: Annotated[str, typer.Option(help=f"Comma-separated modes: {EXTEND_HELP}.")] = "none",
-    pooling: Annotated[str, typer.Option(help=f"Comma-separated: {POOLING_HELP}.")] = "uniform",
+    pooling: Annotated[
+        str, typer.Option(help=f"Comma-separated: {POOLING_HELP}, or uniform:STRIDE, budget:TOKENS, subsample:STEPS.")
+    ] = "uniform",
     reduce: Annotated[str, typer.Option(help=f"Comma-separated reducers added as columns: {REDUCE_HELP}.")] = "none",
     keep: Annotated[float, typer.Option(help=KEEP_HELP)] = 0.25,
+    kv_budget: Annotated[
+        str | None, typer.Option(help="Comma-separated KV budgets in visual tokens per layer, added as columns.")
+    ] = None,
+    subsample: Annotated[
+        str | None, typer.Option(help="Comma-separated step counts: the video subsampled uniformly, as columns.")
+    ] = None,
     sweep: Annotated[bool, typer.Option(help="Every extension mode x every pooling and reducer.")] = False,
     samples: Annotated[int, typer.Option(help="Items per cell.")] = 20,
     form: Annotated[str, typer.Option(help=f"{choices(FORMS)} (short: one word; mc: a letter).")] = "short",
@@ -76,6 +84,8 @@ def probe(
     if sweep and not reducers:
         reducers = [r for r in REDUCE_MODES if r != "none"]
     poolings += [f"{r}:{keep:g}" for r in reducers]
+    poolings += [f"budget:{n}" for n in parse_list(kv_budget, int) or []]
+    poolings += [f"subsample:{n}" for n in parse_list(subsample, int) or []]
     llm = load(model)
     records = list(
         run_probe(

@@ -105,8 +105,8 @@ def step_scores(values: torch.Tensor, steps: torch.Tensor, recent: tuple[torch.T
     steps = steps.cpu()
     for t in torch.unique(steps[steps >= 0]).tolist():
         rows = (steps == t).nonzero().squeeze(1)
-        before = (all_steps == t - 1).nonzero().squeeze(1)
-        if before.numel():
+        before = (all_steps == t - 1).nonzero().squeeze(1) if t > 0 else None  # -1 marks text, not a step
+        if before is not None and before.numel():
             sim = torch.einsum("hid,hjd->hij", all_unit[:, offset + rows], all_unit[:, before]).mean(0)
             redundancy = sim.amax(dim=1).clamp(0, 1)
         else:

@@ -296,10 +296,12 @@ class BlockKVCache(Cache):
                 layer.flush()
 
     def track(self) -> None:
-        """Score every visual row as it enters (for ``compact``: a KV budget)."""
+        """Score every visual row as it enters (for ``compact``: a KV budget); rows already
+        held when tracking starts are never dropped."""
         for layer in self.layers:
-            if isinstance(layer, BlockKVLayer):
+            if isinstance(layer, BlockKVLayer) and not layer.track:
                 layer.track = True
+                layer.scores = torch.full((layer.get_seq_length(),), math.inf)
 
     def expect(self, steps: torch.Tensor | None) -> None:
         """The temporal step of each row the next forward pass brings (-1: never dropped)."""

@@ -29,10 +29,11 @@ from longvid.errors import InvalidRequestError
 from longvid.extend.modes import POOLING_MODES
 from longvid.extend.reduce import REDUCERS, Reducer
 from longvid.memory import PeakMemory
-from longvid.models.inference.encoding import swap_steps
+from longvid.models.inference.encoding import step_count, swap_steps, take_steps
 from longvid.models.inference.llm import VideoLLM
 from longvid.probes.tasks import MODEL_SIZE, TASKS, make_item, render_frames, write_item_video
 from longvid.progress import bar
+from longvid.video.plan import uniform_indices
 
 EVAL_SEED_BASE = 2_000_000  # probe seeds: never used in training (testbed trains below 1e6)
 
@@ -64,37 +65,57 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _first_token(
-    llm: VideoLLM, question: str, visual, extend: str, measure: bool, kv_bits: int = 16
+    llm: VideoLLM, question: str, visual, extend: str, measure: bool, kv_bits: int = 16, kv_cap: int | None = None
 ) -> tuple[str, float, int]:
     layout = llm.layout(question, visual, extend)
     with PeakMemory(llm.adapter.device) as mem:
-        logits, _ = llm.prefill(layout, kv_bits=kv_bits)
+        logits, _ = llm.prefill(layout, kv_bits=kv_bits, kv_cap=kv_cap)
     token = int(logits[-1].argmax())
     word = llm.adapter.tokenizer.convert_ids_to_tokens(token)
     return word, layout.plan.scale, (mem.added if measure else 0)
 
 
-def parse_method(llm: VideoLLM, spec: str):
+@dataclass(frozen=True)
+class Method:
+    """How a probe column makes and holds its tokens: a pooling schedule, a reducer, a KV
+    budget (visual tokens per layer), or a uniform subsample of the temporal steps."""
+
+    schedule: object
+    reducer: Reducer | None = None
+    kv_cap: int | None = None
+    steps: int | None = None
+
+
+def parse_method(llm: VideoLLM, spec: str) -> Method:
     """A probe column's token method: ``uniform`` (the family's own), ``uniform:S`` (stride S),
-    ``progressive``, or a reducer with its keep ratio (``uniqueness:0.25``, ``merge:0.25``),
-    optionally keeping the dropped tokens' places in a 1-D layout (``merge:0.25:original``).
-    Returns (pooling schedule, reducer or None)."""
+    ``progressive``, a reducer with its keep ratio (``uniqueness:0.25``, ``merge:0.25``),
+    optionally keeping the dropped tokens' places in a 1-D layout (``merge:0.25:original``), a
+    KV budget in visual tokens per layer (``budget:4096``), or the video subsampled uniformly
+    to a number of temporal steps (``subsample:256``)."""
     name, _, arg = spec.partition(":")
     try:
         if name in REDUCERS:
             keep, _, positions = arg.partition(":")
-            return llm.schedule("uniform"), Reducer(name, float(keep) if keep else 0.25, positions or "compact")
+            reducer = Reducer(name, float(keep) if keep else 0.25, positions or "compact")
+            return Method(llm.schedule("uniform"), reducer)
         if name == "uniform" and arg:
-            return llm.schedule("uniform", high=int(arg)), None
+            return Method(llm.schedule("uniform", high=int(arg)))
+        if name in ("budget", "subsample") and arg:
+            count = int(arg)
+            if count < 1:
+                raise ValueError
+            key = "kv_cap" if name == "budget" else "steps"
+            return Method(llm.schedule("uniform"), **{key: count})
     except ValueError:
         raise InvalidRequestError(
-            f"bad method {spec!r}: uniform:STRIDE or REDUCER:KEEP[:original], e.g. merge:0.25"
+            f"bad method {spec!r}: uniform:STRIDE, REDUCER:KEEP[:original], budget:TOKENS or subsample:STEPS"
         ) from None
     if name in POOLING_MODES and not arg:
-        return llm.schedule(name), None
+        return Method(llm.schedule(name))
     raise InvalidRequestError(
         f"unknown method {spec!r}; choose from uniform, uniform:STRIDE, progressive, "
         + ", ".join(f"{r}:KEEP[:original]" for r in REDUCERS)
+        + ", budget:TOKENS, subsample:STEPS"
     )
 
 
@@ -161,12 +182,14 @@ def _run_items(llm, task, plan, depths, extends, poolings, methods, kv_bits, see
                 target = round(depth * (n - 1)) // per_step
                 g = swap_steps(grid, needle, target)  # same haystack, needle moved
             for pooling in poolings:
-                schedule, reducer = methods[pooling]
-                visual = llm.pool_grid(g, schedule, reducer=reducer)
+                method = methods[pooling]
+                kept = g
+                if method.steps is not None and method.steps < step_count(g):  # uniform subsample
+                    kept = take_steps(g, uniform_indices(step_count(g), method.steps).tolist())
+                visual = llm.pool_grid(kept, method.schedule, reducer=method.reducer)
                 for j, extend in enumerate(extends):
-                    word, scale, peak = _first_token(
-                        llm, item.question, visual, extend, measure=k == 0 and j == 0, kv_bits=kv_bits
-                    )
+                    word, scale, peak = _first_token(llm, item.question, visual, extend, measure=k == 0 and j == 0,
+                                                     kv_bits=kv_bits, kv_cap=method.kv_cap)  # fmt: skip
                     yield ProbeRecord(
                         task=task,
                         frames=n,

@@ -258,8 +258,8 @@ def prefill(
         raise InvalidRequestError(f"a KV budget must hold at least one token (got {kv_cap})")
     if cache is None:
         cache = make_cache(kv_bits, adapter.text_config)
-        if kv_cap is not None:
-            cache.track()
+    if kv_cap is not None:
+        cache.track()
     embeds, positions = layout.embeds, layout.positions
     length = embeds.shape[0] if isinstance(embeds, torch.Tensor) else sum(int(p.shape[0]) for p in embeds)
     steps = grid_steps(layout.spans) if kv_cap is not None else None

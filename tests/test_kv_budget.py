@@ -1,0 +1,212 @@
+"""A KV budget: the cache holds at most ``cap`` visual rows a layer while the video streams in,
+keeping what repeats least; text is never dropped, kept rows keep their keys (positions), and
+several questions still share one compressed prefix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from longvid.errors import InvalidRequestError
+from longvid.extend.kvbudget import KVBudget, parse_kv_budget, rows_to_keep, step_scores
+from longvid.extend.kvcache import BlockKVCache, dequantize, quantize
+from longvid.models.inference import generation
+from longvid.models.inference.request import AskOptions
+
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [(4096, KVBudget(tokens=4096)), ("4096", KVBudget(tokens=4096)), ("300 tokens", KVBudget(tokens=300)),
+     ("512MiB", KVBudget(bytes=512 * 2**20)), ("1.5GiB", KVBudget(bytes=3 * 2**29)), ("800MB", KVBudget(bytes=8 * 10**8)),
+     ("64 kib", KVBudget(bytes=64 * 1024))],
+)  # fmt: skip
+def test_budget_forms(given, expected):
+    assert parse_kv_budget(given) == expected
+    assert AskOptions(kv_budget=given).budget == expected
+
+
+@pytest.mark.parametrize("bad", ["lots", "0", "1.5", "-5MiB", "5 parsecs", True, "0.0000001KiB"])
+def test_malformed_budgets_are_refused_in_one_line(bad):
+    with pytest.raises(InvalidRequestError, match="kv_budget"):
+        AskOptions(kv_budget=bad)
+
+
+def test_a_size_becomes_tokens_by_what_one_token_costs():
+    assert KVBudget(bytes=10_000).cap(bytes_per_token=96.0) == 104
+    with pytest.raises(InvalidRequestError, match="holds no token"):
+        KVBudget(bytes=50).cap(bytes_per_token=96.0)
+
+
+def test_a_repeated_token_scores_zero_and_a_new_one_its_value_norm():
+    d = 8
+    first = torch.randn(2, 3, d)  # kv heads, three tokens of step 0
+    novel = torch.randn(2, 1, d)
+    values = torch.cat([first, first[:, :1], novel], dim=1)  # step 1: a repeat and a new token
+    steps = torch.tensor([0, 0, 0, 1, 1])
+    scores, _ = step_scores(values, steps, None)
+    norms = values.norm(dim=-1).mean(0)
+    torch.testing.assert_close(scores[:3], norms[:3])  # no step before: nothing repeated
+    assert scores[3].abs() < 1e-5  # the repeat
+    unit = torch.nn.functional.normalize(values, dim=-1)
+    redundancy = torch.einsum("hd,hjd->hj", unit[:, 4], unit[:, :3]).mean(0).max().clamp(0, 1)
+    torch.testing.assert_close(scores[4], (1 - redundancy) * norms[4])
+    text, _ = step_scores(values, torch.tensor([-1, -1, 0, 0, 1]), None)
+    assert math.isinf(text[0]) and math.isinf(text[1])
+
+
+def test_a_step_split_across_chunks_scores_as_in_one_chunk():
+    values = torch.randn(2, 12, 4)
+    steps = torch.tensor([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1])
+    whole, _ = step_scores(values, steps, None)
+    parts, recent = [], None
+    for sl in (slice(0, 5), slice(5, 8), slice(8, 12)):  # steps 1 and 2 each cut in two
+        s, recent = step_scores(values[:, sl], steps[sl], recent)
+        parts.append(s)
+    torch.testing.assert_close(torch.cat(parts), whole)
+
+
+def test_rows_to_keep_keeps_text_and_the_best_visual_rows():
+    scores = torch.tensor([math.inf, 0.1, 0.9, 0.5, math.inf, 0.3])
+    keep = rows_to_keep(scores, 2)
+    assert keep.tolist() == [True, False, True, True, True, False]
+    assert rows_to_keep(scores, 4) is None  # four visual rows already fit
+
+
+def _filled_cache(bits: int, rows: int = 96, block: int = 32):
+    torch.manual_seed(0)
+    cache = BlockKVCache(2, bits=bits, block=block, group=16)
+    cache.track()
+    keys, values = torch.randn(1, 2, rows, 16), torch.randn(1, 2, rows, 16)
+    steps = torch.cat([torch.full((8,), -1), torch.arange(rows - 8) // 8])  # text, then 8-token steps
+    for start in range(0, rows, 24):  # chunks of 24 rows
+        sl = slice(start, start + 24)
+        cache.expect(steps[sl])
+        for layer in cache.layers:
+            layer.update(keys[..., sl, :], values[..., sl, :])
+    cache.expect(None)
+    return cache, keys, values
+
+
+def test_compaction_keeps_exactly_the_chosen_rows_unquantized():
+    cache, keys, values = _filled_cache(16)
+    layer = cache.layers[0]
+    keep = rows_to_keep(layer.scores, 40)
+    assert cache.compact(40) == 88 - 40
+    k, v = layer.materialize()
+    torch.testing.assert_close(k, keys[..., keep, :], rtol=0, atol=0)
+    torch.testing.assert_close(v, values[..., keep, :], rtol=0, atol=0)
+    assert layer.get_seq_length() == 48 and torch.isfinite(layer.scores).sum() == 40
+    assert all(not math.isfinite(s) for s in layer.scores[:8])  # the text stayed
+    assert cache.compact(40) == 0  # within the budget: nothing more
+
+
+def test_compaction_of_quantized_blocks_needs_no_full_copy_and_keeps_values():
+    cache, keys, values = _filled_cache(4)
+    layer = cache.layers[0]
+    before_k, before_v = layer.materialize()
+    keep = rows_to_keep(layer.scores, 40)
+    cache.compact(40)
+    k, v = layer.materialize()
+    # values are quantized per token: gathering rows and quantizing them again changes nothing
+    torch.testing.assert_close(v, before_v[..., keep, :], rtol=1e-5, atol=1e-5)
+    # keys are quantized per channel over 16-token groups: on the new groups' 4-bit grid
+    step = (k.amax() - k.amin()) / 15
+    assert (k - before_k[..., keep, :]).abs().max() <= step / 2 + 1e-5
+    q = quantize(before_k[..., keep, :][..., :32, :], 4, 16, axis=-2)
+    assert dequantize(q).shape == k[..., :32, :].shape
+
+
+@pytest.fixture(scope="module")
+def needle(testbed):
+    from longvid.probes.tasks import make_item, render_frames
+
+    item = make_item("needle", 2_000_123, 64)
+    return item, testbed.pool_grid(testbed.encode_grid(render_frames(item)), testbed.schedule("uniform"))
+
+
+def test_a_budget_the_video_fits_in_changes_nothing(testbed, needle):
+    item, visual = needle
+    layout = lambda: testbed.layout(item.question, visual, "visual-yarn")  # noqa: E731
+    full, _ = testbed.prefill(layout(), chunk=256)
+    budgeted, cache = testbed.prefill(layout(), chunk=256, kv_cap=visual.count)
+    torch.testing.assert_close(budgeted, full)
+    assert cache.dropped_tokens == 0
+
+
+def test_the_question_attends_to_the_kept_rows_of_the_full_cache(testbed, needle):
+    """The video in one pass, then the budget: the question's logits equal a cache built by hand
+    from the unbudgeted cache's rows, chosen by scores recomputed from its values."""
+    item, visual = needle
+    cap = 200
+    layout = testbed.layout(item.question, visual, "visual-yarn")
+    end = generation.visual_end(layout.spans)
+    logits, cache = testbed.prefill(layout, chunk=layout.length, kv_cap=cap)
+    full_layout = testbed.layout(item.question, visual, "visual-yarn")
+    _, full = testbed.prefill(
+        generation.Layout(full_layout.embeds[:end], full_layout.spans[:2], full_layout.plan,
+                          full_layout.positions[..., :end], full_layout.visual_window, "visual-yarn"),
+        chunk=end,
+    )  # fmt: skip
+    steps = generation.grid_steps(layout.spans)[:end]
+    by_hand = BlockKVCache(len(full.layers))
+    for mine, theirs in zip(by_hand.layers, full.layers, strict=True):
+        k, v = theirs.materialize()
+        scores, _ = step_scores(v[0], steps, None)
+        keep = rows_to_keep(scores, cap)
+        mine.update(k[..., keep, :], v[..., keep, :])
+    rest = generation.Layout(full_layout.embeds[end:], full_layout.spans[2:], full_layout.plan,
+                             full_layout.positions[..., end:], full_layout.visual_window, "visual-yarn", offset=end)  # fmt: skip
+    expected, _ = testbed.prefill(rest, cache=by_hand, chunk=rest.length)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert cache.dropped_tokens == visual.count - 1 - cap  # the newline is never dropped
+    assert cache.layers[0].get_seq_length() == layout.length - (visual.count - 1 - cap)
+
+
+@pytest.fixture(scope="module")
+def video():
+    return np.random.default_rng(3).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_5_vl", "qwen3_vl", "qwen3_5"])
+@pytest.mark.parametrize("kv_bits", [16, 4])
+def test_many_questions_under_a_budget_equal_asking_alone(tiny_models, video, family, kv_bits):
+    """One compressed prefix for several questions: the question-agnostic score and chunks
+    that end with the video make each answer equal asking alone (4-bit: blocks re-quantized)."""
+    llm = tiny_models[family]
+    questions = ["what colour is the square ?", "which shape came first ?", "how many circles ?"]
+    options = dict(frames=16, extend="visual-pi", visual_window=64, kv_bits=kv_bits, kv_budget=40, prefill_chunk=24,
+                   max_new_tokens=4)  # fmt: skip
+    together = llm.ask(video, questions, **options)
+    alone = [llm.ask(video, q, **options) for q in questions]
+    assert [a.token_ids for a in together] == [a.token_ids for a in alone]
+    assert together[0].report.shared_prefix_tokens > together[0].report.visual_tokens
+    assert {a.report.kv_dropped_tokens for a in together + alone} == {together[0].report.kv_dropped_tokens}
+    assert together[0].report.kv_dropped_tokens > 0
+
+
+def test_the_budget_holds_on_every_family(tiny_models, video):
+    for family, llm in tiny_models.items():
+        answer = llm.ask(video, "what is shown ?", frames=16, kv_budget=24, prefill_chunk=32, max_new_tokens=3)
+        r = answer.report
+        layout = llm.layout("what is shown ?", llm.encode_video(video, 16))
+        grid_tokens = int((generation.grid_steps(layout.spans) >= 0).sum())  # not timestamps, newlines, CLS
+        assert r.kv_budget_tokens == 24, family
+        assert r.kv_dropped_tokens == grid_tokens - 24, family
+        together = llm.ask(video, ["what is shown ?", "what colour ?"], frames=16, kv_budget=24, prefill_chunk=32,
+                           max_new_tokens=3)  # fmt: skip
+        assert together[0].token_ids == answer.token_ids, family
+        assert together[0].report.kv_dropped_tokens == r.kv_dropped_tokens, family
+
+
+def test_a_budget_in_mib_is_held_by_the_cache(testbed):
+    from longvid.bundled import SAMPLE_VIDEO
+
+    answer = testbed.ask(SAMPLE_VIDEO, "what colour is the shape with the marker ?", frames=128, kv_budget="1MiB")
+    r = answer.report
+    per_token = 3 * 2 * 2 * 32 * 4  # layers x (keys, values) x kv heads x head dim x fp32
+    assert r.kv_budget_tokens == 2**20 // per_token
+    text = r.prompt_tokens - r.visual_tokens + 1 + r.generated_tokens  # the newline is kept as text is
+    assert r.kv_cache_bytes == (r.kv_budget_tokens + text) * per_token
