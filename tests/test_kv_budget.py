@@ -20,8 +20,8 @@ from longvid.models.inference.request import AskOptions
 @pytest.mark.parametrize(
     "given,expected",
     [(4096, KVBudget(tokens=4096)), ("4096", KVBudget(tokens=4096)), ("300 tokens", KVBudget(tokens=300)),
-     ("512MiB", KVBudget(bytes=512 * 2**20)), ("1.5GiB", KVBudget(bytes=3 * 2**29)), ("800MB", KVBudget(bytes=8 * 10**8)),
-     ("64 kib", KVBudget(bytes=64 * 1024))],
+     ("512MiB", KVBudget(bytes=512 * 2**20)), ("1.5GiB", KVBudget(bytes=3 * 2**29)),
+     ("800MB", KVBudget(bytes=8 * 10**8)), ("64 kib", KVBudget(bytes=64 * 1024))],
 )  # fmt: skip
 def test_budget_forms(given, expected):
     assert parse_kv_budget(given) == expected
@@ -104,7 +104,7 @@ def test_compaction_keeps_exactly_the_chosen_rows_unquantized():
 
 
 def test_compaction_of_quantized_blocks_needs_no_full_copy_and_keeps_values():
-    cache, keys, values = _filled_cache(4)
+    cache, _, _ = _filled_cache(4)
     layer = cache.layers[0]
     before_k, before_v = layer.materialize()
     keep = rows_to_keep(layer.scores, 40)
@@ -158,7 +158,8 @@ def test_the_question_attends_to_the_kept_rows_of_the_full_cache(testbed, needle
         keep = rows_to_keep(scores, cap)
         mine.update(k[..., keep, :], v[..., keep, :])
     rest = generation.Layout(full_layout.embeds[end:], full_layout.spans[2:], full_layout.plan,
-                             full_layout.positions[..., end:], full_layout.visual_window, "visual-yarn", offset=end)  # fmt: skip
+                             full_layout.positions[..., end:], full_layout.visual_window, "visual-yarn",
+                             offset=end)  # fmt: skip
     expected, _ = testbed.prefill(rest, cache=by_hand, chunk=rest.length)
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
     assert cache.dropped_tokens == visual.count - 1 - cap  # the newline is never dropped
@@ -210,3 +211,35 @@ def test_a_budget_in_mib_is_held_by_the_cache(testbed):
     assert r.kv_budget_tokens == 2**20 // per_token
     text = r.prompt_tokens - r.visual_tokens + 1 + r.generated_tokens  # the newline is kept as text is
     assert r.kv_cache_bytes == (r.kv_budget_tokens + text) * per_token
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_spilled_blocks_read_back_bit_for_bit(dtype):
+    from longvid.models.inference.spill import BlockStore, Rows, load
+
+    store = BlockStore("cpu")
+    blocks = [torch.randn(n, 3, 5).to(dtype) for n in (4, 0, 7, 2)]
+    held = [store.put(b) for b in blocks]
+    for b, h in zip(blocks, held, strict=True):
+        assert torch.equal(load(h), b) and h.shape == tuple(b.shape)
+    rows = Rows(held)
+    joined = torch.cat(blocks)
+    assert len(rows) == 13 and torch.equal(rows[3:12], joined[3:12]) and torch.equal(rows[5:5], joined[5:5])
+    assert load(held[0].on("cpu", torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen3_vl"])
+def test_a_spilled_video_prefills_as_one_held_in_memory(tiny_models, video, family):
+    """Under a budget the pooled blocks wait in a file (Qwen3-VL: with its timestamps and
+    DeepStack rows); the prefill reads them a block at a time and gives the same logits."""
+    from longvid.models.inference.encoding import encode_video
+    from longvid.models.inference.spill import BlockStore, SpilledBlock
+
+    llm = tiny_models[family]
+    spilled = encode_video(llm.adapter, video, 16, llm.schedule("uniform"), spill=BlockStore("cpu"))
+    assert all(isinstance(b, SpilledBlock) for b in spilled.blocks if b.shape[0] > 1)  # a newline may stay
+    plain = llm.encode_video(video, 16)
+    expected, _ = llm.prefill(llm.layout("what is shown ?", plain, consume=True), chunk=24, kv_cap=30)
+    logits, cache = llm.prefill(llm.layout("what is shown ?", spilled, consume=True), chunk=24, kv_cap=30)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    assert cache.dropped_tokens > 0

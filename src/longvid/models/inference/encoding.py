@@ -17,6 +17,7 @@ from longvid.extend.rearrange import REARRANGE_MODES, restore_order, split_frame
 from longvid.extend.reduce import Reducer
 from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference.results import VisualTokens
+from longvid.models.inference.spill import Block, BlockStore, load
 from longvid.progress import Progress, bar
 from longvid.video import FrameReader, Frames, probe
 
@@ -103,10 +104,16 @@ def frame_chunks(adapter: FamilyAdapter, video: Video, frames: int, chunk: int, 
 class Pooler:
     """Pools chunks of frame features as they arrive and collects the visual tokens."""
 
-    def __init__(self, adapter: FamilyAdapter, schedule: Schedule, reducer: Reducer | None = None) -> None:
+    def __init__(
+        self,
+        adapter: FamilyAdapter,
+        schedule: Schedule,
+        reducer: Reducer | None = None,
+        spill: BlockStore | None = None,
+    ) -> None:
         if reducer is not None and schedule.kind != "uniform":
             raise InvalidRequestError("token reduction works on the family's own (uniform) pooling, not progressive")
-        self.adapter, self.schedule, self.reducer = adapter, schedule, reducer
+        self.adapter, self.schedule, self.reducer, self.spill = adapter, schedule, reducer, spill
         # this video's pooling and reduction state: the schedule and reducer stay unchanged
         self.schedule_state = schedule.start()
         self.reduce_state = None if reducer is None else reducer.start()
@@ -135,7 +142,7 @@ class Pooler:
         if prefix is not None:
             pooled = [torch.cat([p, b]) for p, b in zip(prefix, pooled, strict=True)]
             self.step_extra = prefix.shape[1]
-        self.blocks.extend(pooled)
+        self.blocks.extend(pooled if self.spill is None else [self.spill.put(b) for b in pooled])
         self.grids.extend((-(-h // s), -(-w // s)) for s in strides)
         self.strides.extend(strides)
         self.before += grid.shape[0] * (h * w + self.step_extra)
@@ -143,7 +150,7 @@ class Pooler:
 
     def finish(self, frames: Frames) -> VisualTokens:
         extra = self.adapter.extra_visual_tokens()
-        blocks, deepstack, step_text = _step_text_blocks(self.adapter, self.blocks, frames)
+        blocks, deepstack, step_text = _step_text_blocks(self.adapter, self.blocks, frames, self.spill)
         blocks = blocks + ([] if extra is None else [extra.to(blocks[0].dtype)])
         n_extra = 0 if extra is None else extra.shape[0]
         return VisualTokens(
@@ -163,25 +170,29 @@ class Pooler:
         )
 
 
-def _step_text_blocks(adapter: FamilyAdapter, blocks: list[torch.Tensor], frames: Frames):
+def _step_text_blocks(adapter: FamilyAdapter, blocks: list[Block], frames: Frames, spill: BlockStore | None = None):
     """(blocks, DeepStack rows per step or None, (text before, text after) per step or None):
     each step's tokens split from their DeepStack channels, between their text (Qwen3-VL's
-    ``<t seconds><|vision_start|>`` ... ``<|vision_end|>``)."""
+    ``<t seconds><|vision_start|>`` ... ``<|vision_end|>``). Spilled blocks are read one at a
+    time and spilled again."""
     texts = adapter.step_text(frames)
-    split = [adapter.split_visual(b) for b in blocks]
-    deepstack = None if split and split[0][1] is None else [ds for _, ds in split]
-    if texts is None:
-        return [main for main, _ in split], deepstack, None
-    if len(texts) != len(split):
-        raise InvalidRequestError(f"{len(texts)} timestamps for {len(split)} temporal steps")
+    if texts is not None and len(texts) != len(blocks):
+        raise InvalidRequestError(f"{len(texts)} timestamps for {len(blocks)} temporal steps")
     embed = adapter.language_model.get_input_embeddings()
-    out = []
-    with torch.inference_mode():
-        for (pre, post), (main, _) in zip(texts, split, strict=True):
-            ids = torch.tensor(pre + post, device=adapter.device)
-            text = embed(ids)
-            out.append(torch.cat([text[: len(pre)], main.to(text.device, text.dtype), text[len(pre) :]]))
-    return out, deepstack, tuple((len(pre), len(post)) for pre, post in texts)
+    hold = (lambda b: b) if spill is None else spill.put
+    out, deepstack = [], []
+    for t, block in enumerate(blocks):
+        main, ds = adapter.split_visual(load(block))
+        deepstack.append(None if ds is None else hold(ds))
+        if texts is not None:
+            pre, post = texts[t]
+            with torch.inference_mode():
+                text = embed(torch.tensor(pre + post, device=adapter.device))
+            main = torch.cat([text[: len(pre)], main.to(text.device, text.dtype), text[len(pre) :]])
+        out.append(block if texts is None and ds is None else hold(main))  # unchanged blocks stay where they are
+    deepstack = None if not deepstack or deepstack[0] is None else deepstack
+    step_text = None if texts is None else tuple((len(pre), len(post)) for pre, post in texts)
+    return out, deepstack, step_text
 
 
 def encode_video(
@@ -196,9 +207,11 @@ def encode_video(
     rearrange: str = "none",
     fast_resize: bool = False,
     reducer: Reducer | None = None,
+    spill: BlockStore | None = None,
 ) -> VisualTokens:
     """Decode, encode and pool a video chunk by chunk (then keep the tokens ``reducer``
-    chooses, when given). ``rearrange`` (INTP: interleave |
+    chooses, when given); ``spill``: each pooled block is held there as it is made (a KV
+    budget's bounded memory, ``spill.BlockStore``). ``rearrange`` (INTP: interleave |
     chunks) encodes subsequences of the trained frame count instead; it needs every frame
     first, so it holds the unpooled features. ``fast_resize``: let the decoder resize
     (swscale, area filter) instead of the exact bicubic-with-antialias resize after decoding."""
@@ -206,7 +219,7 @@ def encode_video(
         raise InvalidRequestError(f"frames must be >= 1 (got {frames})")
     if rearrange not in REARRANGE_MODES:
         raise InvalidRequestError(f"unknown rearrangement {rearrange!r}; choose from {', '.join(REARRANGE_MODES)}")
-    pooler = Pooler(adapter, schedule, reducer)
+    pooler = Pooler(adapter, schedule, reducer, spill)
     chunk = chunk_size(adapter, schedule, chunk_frames)
     if rearrange != "none":
         t0 = time.perf_counter()

@@ -29,6 +29,7 @@ from longvid.extend.rope import EXTEND_MODES, RopePlan, plan_rope
 from longvid.models.families.adapter import FamilyAdapter
 from longvid.models.inference.planned_rope import rope_override
 from longvid.models.inference.results import VisualTokens
+from longvid.models.inference.spill import Rows, SpilledBlock, load, on
 from longvid.progress import Progress, bar
 
 
@@ -38,7 +39,7 @@ class Layout:
     RoPE plan. ``embeds`` is one tensor (reusable) or a list of pieces that ``prefill``
     consumes, releasing each once passed (``lay_out(..., consume=True)``)."""
 
-    embeds: torch.Tensor | list[torch.Tensor]
+    embeds: torch.Tensor | list[torch.Tensor | SpilledBlock]
     spans: list[Span]
     plan: RopePlan
     positions: torch.Tensor  # (L,), or (3, L) for M-RoPE
@@ -48,7 +49,7 @@ class Layout:
     # Qwen3-VL's DeepStack: which of this layout's tokens are visual (L,), and their rows in
     # order (visual tokens, layers, d), added to the first language layers' hidden states
     visual_mask: torch.Tensor | None = None
-    deepstack: torch.Tensor | None = None
+    deepstack: torch.Tensor | Rows | None = None
 
     @property
     def length(self) -> int:
@@ -75,6 +76,8 @@ def deepstack_of(spans: list[Span], visual: VisualTokens) -> tuple[torch.Tensor 
         return None, None
     mask = torch.cat([s.visual_mask() if isinstance(s, VisualSpan) else torch.zeros(s.length, dtype=torch.bool)
                       for s in spans])  # fmt: skip
+    if any(isinstance(b, SpilledBlock) for b in visual.deepstack):
+        return mask, Rows(visual.deepstack)  # read a chunk's rows at a time
     return mask, torch.cat(visual.deepstack)
 
 
@@ -121,11 +124,11 @@ def lay_out(
         blocks = visual.blocks
     prefix, suffix = adapter.prompt_ids(question)
     pre, suf = embed_ids(adapter, prefix), embed_ids(adapter, suffix)
-    pieces = [pre, *(b.to(adapter.device, pre.dtype) for b in blocks), suf]
+    pieces = [pre, *(on(b, adapter.device, pre.dtype) for b in blocks), suf]
     spans: list[Span] = [TextSpan(len(prefix)), visual_span(visual), TextSpan(len(suffix))]
     window = visual_window or adapter.visual_window(visual.native_grid)
     plan, positions = plan_and_positions(adapter, spans, extend, window)
-    embeds = pieces if consume else torch.cat(pieces, dim=0)
+    embeds = pieces if consume else torch.cat([load(p) for p in pieces], dim=0)
     return Layout(embeds, spans, plan, positions, window, extend, 0, *deepstack_of(spans, visual))
 
 
@@ -182,7 +185,7 @@ def lay_out_shared(
     pre = embed_ids(adapter, prefix)
     shared_spans = [TextSpan(len(prefix)), span]
     shared = Layout(
-        [pre, *(b.to(adapter.device, pre.dtype) for b in blocks)],
+        [pre, *(on(b, adapter.device, pre.dtype) for b in blocks)],
         shared_spans,
         plan,
         laid[0][1][..., :shared_len],
@@ -356,7 +359,7 @@ def _take_chunks(embeds: torch.Tensor | list[torch.Tensor], sizes: list[int]) ->
     wanted = iter(sizes)
     size = next(wanted, 0)
     while embeds:
-        piece = embeds.pop(0)
+        piece = load(embeds.pop(0))  # a spilled block is read back only now
         while piece.shape[0]:
             take = min(size - held, piece.shape[0])
             parts.append(piece[:take])

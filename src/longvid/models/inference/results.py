@@ -32,8 +32,10 @@ class VisualTokens:
     @property
     def embeds(self) -> torch.Tensor:
         """All visual tokens, (N, d) (the blocks are joined once, then kept joined)."""
-        if len(self.blocks) != 1:
-            self.blocks = [torch.cat(self.blocks, dim=0)]
+        from longvid.models.inference.spill import load
+
+        if len(self.blocks) != 1 or not isinstance(self.blocks[0], torch.Tensor):
+            self.blocks = [torch.cat([load(b) for b in self.blocks], dim=0)]
         return self.blocks[0]
 
     @property

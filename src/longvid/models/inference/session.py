@@ -24,6 +24,7 @@ from longvid.models.inference.generation import Layout
 from longvid.models.inference.request import AskOptions, check_question
 from longvid.models.inference.results import Answer, Report, VisualTokens
 from longvid.models.inference.sampling import plan_sampling
+from longvid.models.inference.spill import BlockStore, load
 from longvid.progress import Progress
 
 History = tuple[tuple[str, str], ...]
@@ -60,6 +61,7 @@ class VideoSession:
         self.visual: VisualTokens = encoding.encode_video(
             adapter, video, frames, self.schedule, chunk_frames=o.chunk_frames, progress=progress,
             timings=self.timings, rearrange=o.rearrange, fast_resize=o.fast_resize, reducer=self.reducer,
+            spill=None if self.kv_cap is None else BlockStore(adapter.device),
         )  # fmt: skip
         self.timings["encode_total"] = time.perf_counter() - t0
         self.n_visual = self.visual.count
@@ -166,7 +168,7 @@ class VideoSession:
         spans = [generation.TextSpan(len(before)), generation.visual_span(self.visual), generation.TextSpan(len(after))]
         plan, positions = generation.plan_and_positions(ad, spans, o.extend, self.window)
         pre, post = generation.embed_ids(ad, before), generation.embed_ids(ad, after)
-        pieces = [pre, *(b.to(ad.device, pre.dtype) for b in blocks), post]
+        pieces = [pre, *(load(b).to(ad.device, pre.dtype) for b in blocks), post]
         mask, deepstack = generation.deepstack_of(spans, self.visual)
         return Layout(torch.cat(pieces), spans, plan, positions, self.window, o.extend, 0, mask, deepstack)
 
