@@ -96,7 +96,8 @@ def run_one(name: str, frames: int, model_dir: str, video: str | None = None, bu
     ref = REFERENCE_7B.get(llm.family) if llm.family != "llava_onevision" else REFERENCE_7B["llava_onevision"]
     ref = ref or geometry_of(llm, native)  # no released 7B geometry: the measured model's own
     ref_cap = ref.visual_tokens(budget_frames, schedule) if cap else None  # the 7B's own budget of those frames
-    ref_est = estimate(ref, frames, ref.visual_tokens(frames, schedule, reducer), kv_bits=cfg["kv_bits"], kv_cap=ref_cap)
+    ref_tokens = ref.visual_tokens(frames, schedule, reducer)
+    ref_est = estimate(ref, frames, ref_tokens, kv_bits=cfg["kv_bits"], kv_cap=ref_cap)
     return {
         "config": name,
         "frames": frames,
