@@ -243,3 +243,19 @@ def test_a_spilled_video_prefills_as_one_held_in_memory(tiny_models, video, fami
     logits, cache = llm.prefill(llm.layout("what is shown ?", spilled, consume=True), chunk=24, kv_cap=30)
     torch.testing.assert_close(logits, expected, rtol=0, atol=0)
     assert cache.dropped_tokens > 0
+
+
+def test_a_quantized_budget_keeps_its_full_precision_rows_short_of_one_small_block(testbed):
+    from longvid.bundled import SAMPLE_VIDEO
+    from longvid.models.inference.generation import budget_block
+
+    assert budget_block(4096, 4) == 256 and budget_block(10**6, 4) == 1024 and budget_block(100, 2) == 64
+    assert budget_block(4096, 16) == 1024
+    answer = testbed.ask(SAMPLE_VIDEO, "what colour is the shape with the marker ?", frames=256, kv_budget="1MiB",
+                         kv_bits=4)  # fmt: skip
+    r = answer.report
+    assert r.kv_budget_tokens > 2_000  # a 4-bit token costs about a seventh of a 32-bit one
+    text = r.prompt_tokens - r.visual_tokens + 1 + r.generated_tokens
+    fp_row = 3 * 2 * 2 * 32 * 4
+    block = budget_block(r.kv_budget_tokens, 4)
+    assert r.kv_cache_bytes <= 2**20 + (block + text) * fp_row  # the budget, and rows short of one block

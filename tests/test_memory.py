@@ -164,3 +164,20 @@ def test_vision_estimate_counts_no_more_frames_than_the_request_has():
     four, sixteen, many = (estimate(geo, n, n * 196).vision for n in (4, 16, 256))
     assert four * 4 == sixteen  # one chunk of 4 frames, a quarter of a 16-frame chunk
     assert many == sixteen  # chunks of 16 frames at most, whatever the length
+
+
+def test_guard_suggests_a_kv_budget_that_fits_and_a_budgeted_request_passes(ov, monkeypatch):
+    grid = ov.video_grid(SAMPLE)
+    full = ov.estimate(256, ov.schedule("uniform"), grid=grid)
+    least = ov.estimate(256, ov.schedule("uniform"), grid=grid, kv_cap=1)
+    free = least.beyond_weights + full.kv_cache // 2  # room for about half the cache
+    monkeypatch.setattr(budget_mod, "available_bytes", lambda device: free)
+    with pytest.raises(DoesNotFitError) as e:
+        ov.ask(SAMPLE, "q", frames=256)
+    budget = next(o["kv_budget"] for o, _ in e.value.alternatives if "kv_budget" in o)
+    assert f"--kv-budget {budget} " in e.value.render("cli")
+    cap = ov.kv_cap(budget)
+    assert ov.estimate(256, ov.schedule("uniform"), grid=grid, kv_cap=cap).beyond_weights <= free
+    assert ov.estimate(256, ov.schedule("uniform"), grid=grid, kv_cap=2 * cap).beyond_weights > free
+    answer = ov.ask(SAMPLE, "q", frames=256, kv_budget=budget, max_new_tokens=1)  # the advice taken: it runs
+    assert answer.report.kv_budget_tokens == cap and answer.report.kv_dropped_tokens > 0

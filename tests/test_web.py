@@ -110,6 +110,8 @@ def test_bad_requests_get_messages_and_the_server_keeps_going(client, monkeypatc
         ({"sample": True, "question": "q", "frames": 0}, "frames must be >= 1"),
         ({"sample": True, "question": "q", "keep": "half"}, "keep must be a number"),
         ({"sample": True, "question": "q", "temperature": 0}, "unknown field: temperature"),
+        ({"sample": True, "question": "q", "kv_budget": "lots"}, "kv_budget must be a token count"),
+        ({"sample": True, "question": "q", "kv_budget": 0}, "kv_budget in tokens must be a whole number >= 1"),
     ]
     for body, message in cases:
         r = client.post("/api/ask", json=body)
@@ -240,6 +242,28 @@ def test_page_refuses_a_text_file(server, browser, tmp_path):
     page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
     assert "not a video" in page.inner_text("#error")
     assert page.locator("#result").is_hidden()
+    page.close()
+
+
+def test_a_kv_budget_from_the_page_holds_and_is_reported(client):
+    job = client.post("/api/ask", json={"sample": True, "question": "what colour ?", "frames": 16, "kv_budget": 64})
+    done = wait(client, job.json()["job"])
+    assert done["status"] == "done", done
+    report = done["report"]
+    assert report["kv_budget"] == "64 tokens" and report["kv_budget_tokens"] == 64
+    assert report["kv_dropped_tokens"] == 16 * 16 - 64  # the grid tokens past the budget; the newline stays
+
+
+def test_page_asks_under_a_kv_budget(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("text=trained on 16 frames")
+    page.check("#sample")
+    page.fill("#frames", "32")
+    page.fill("#kv_budget", "128")
+    page.click("#go")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert "budget 128 tokens: 128 visual tokens a layer, 384 of 513 dropped" in page.inner_text("#report")
     page.close()
 
 

@@ -24,7 +24,7 @@ ASK_BODY_MAX = 64 * 1024  # a question and a few options: anything larger is ref
 
 
 # what the page may ask, beyond which a request is refused before it queues
-PAGE_OPTIONS = ("frames", "extend", "pooling", "reduce", "keep", "kv_bits",
+PAGE_OPTIONS = ("frames", "extend", "pooling", "reduce", "keep", "kv_bits", "kv_budget",
                 "fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels")  # fmt: skip
 BODY_KEYS = ("question", "upload", "sample", "follow_up")
 

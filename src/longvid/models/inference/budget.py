@@ -109,9 +109,17 @@ def estimate(
     return Estimate(
         weights=geo.parameters * b,
         vision=vision,
-        kv_cache=kv_bytes(geo.kv_layers or geo.layers, geo.kv_heads, geo.head_dim, cached, kv_bits) + geo.state_bytes,
+        kv_cache=_kv(geo, cached, kv_bits) + geo.state_bytes,
         prefill=activations + attention,
     )
+
+
+def _kv(geo: Geometry, tokens: int, kv_bits: int) -> int:
+    """KV bytes of ``tokens`` in the geometry's dtype (``kv_bytes`` counts 16-bit values as bf16)."""
+    layers = geo.kv_layers or geo.layers
+    if kv_bits == 16:
+        return kv_bytes(layers, geo.kv_heads, geo.head_dim, tokens, 16) * geo.bytes_per_value // 2
+    return kv_bytes(layers, geo.kv_heads, geo.head_dim, tokens, kv_bits, scale_bytes=geo.bytes_per_value)
 
 
 def geometry_of(llm, grid: tuple[int, int] | None = None) -> Geometry:

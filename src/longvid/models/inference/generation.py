@@ -11,7 +11,7 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.blockwise import attend_blockwise
-from longvid.extend.kvcache import DEFAULT_BLOCK, BlockKVCache, kv_backend, make_cache
+from longvid.extend.kvcache import DEFAULT_BLOCK, DEFAULT_GROUP, BlockKVCache, kv_backend, make_cache
 from longvid.extend.positions import (
     Span,
     TextSpan,
@@ -260,7 +260,7 @@ def prefill(
     if kv_cap is not None and kv_cap < 1:
         raise InvalidRequestError(f"a KV budget must hold at least one token (got {kv_cap})")
     if cache is None:
-        cache = make_cache(kv_bits, adapter.text_config)
+        cache = make_cache(kv_bits, adapter.text_config, block=budget_block(kv_cap, kv_bits))
     if kv_cap is not None:
         cache.track()
     embeds, positions = layout.embeds, layout.positions
@@ -327,6 +327,15 @@ def decode(adapter: FamilyAdapter, first_logits: torch.Tensor, cache, layout: La
             logits = forward(adapter, e, p, cache, last_only=True)[-1]
             pos += 1.0
     return tokens
+
+
+def budget_block(kv_cap: int | None, kv_bits: int) -> int:
+    """Cache block size: one default block, but under a KV budget at a quantized width at most
+    a sixteenth of the budget (in whole quantization groups), since the rows short of a whole
+    block stay in full precision: a 4,096-token budget at 4 bits keeps 256-token blocks."""
+    if kv_cap is None or kv_bits == 16:
+        return DEFAULT_BLOCK
+    return max(DEFAULT_GROUP, min(DEFAULT_BLOCK, kv_cap // 16 // DEFAULT_GROUP * DEFAULT_GROUP))
 
 
 def chunk_sizes(length: int, chunk: int, offset: int = 0, cut: int | None = None) -> list[int]:

@@ -274,12 +274,15 @@ class VideoLLM:
         return answers[0] if single else answers
 
 
-def _fitting_budget(least: Estimate, free: int, per_token: float) -> tuple[str, int] | None:
-    """The largest KV budget (a size in whole MiB, and its tokens per layer) that leaves the
-    request within ``free`` bytes, given its estimate with the smallest budget (``least``):
-    None when even that does not fit."""
+def _fitting_budget(least: Estimate, free: int, per_token: float) -> tuple[str | int, int] | None:
+    """The largest KV budget (a size in whole MiB, or in tokens below one MiB; and its tokens per
+    layer) that leaves the request within ``free`` bytes, given its estimate with the smallest
+    budget (``least``): None when even that does not fit."""
     spare = free - least.beyond_weights
+    tokens = int(spare // per_token)
+    if tokens < 1:
+        return None
     mib = int(spare // 2**20)
     if mib < 1:
-        return None
+        return tokens, tokens
     return f"{mib}MiB", max(1, int(mib * 2**20 // per_token))
