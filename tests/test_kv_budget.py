@@ -12,7 +12,8 @@ import torch
 
 from longvid.errors import InvalidRequestError
 from longvid.extend.kvbudget import KVBudget, parse_kv_budget, rows_to_keep, step_scores
-from longvid.extend.kvcache import BlockKVCache, dequantize, quantize
+from longvid.extend.kvcache import BlockKVCache
+from longvid.extend.quantize import dequantize, quantize
 from longvid.models.inference import generation
 from longvid.models.inference.request import AskOptions
 

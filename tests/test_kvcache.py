@@ -12,13 +12,8 @@ import torch.nn.functional as F
 from longvid.extend import block_kernels, blockwise, kvcache
 from longvid.extend.block_kernels import KERNELS
 from longvid.extend.blockwise import attend_blockwise, blockwise_attention
-from longvid.extend.kvcache import (
-    BlockKVLayer,
-    cache_bytes,
-    dequantize,
-    make_cache,
-    quantize,
-)
+from longvid.extend.kvcache import BlockKVLayer, cache_bytes, make_cache
+from longvid.extend.quantize import dequantize, quantize
 
 
 def reference_quantize(x: torch.Tensor, bits: int, group: int) -> torch.Tensor:
