@@ -137,18 +137,16 @@ def test_a_budget_the_video_fits_in_changes_nothing(testbed, needle):
     assert cache.dropped_tokens == 0
 
 
-def test_the_question_attends_to_the_kept_rows_of_the_full_cache(testbed, needle):
-    """The video in one pass, then the budget: the question's logits equal a cache built by hand
-    from the unbudgeted cache's rows, chosen by scores recomputed from its values."""
-    item, visual = needle
-    cap = 200
-    layout = testbed.layout(item.question, visual, "visual-yarn")
+def _question_over_kept_rows(llm, question, visual, cap, extend):
+    """(the budgeted prefill's logits, a reference: the question prefilled over a cache built
+    by hand from the unbudgeted cache's rows, chosen by scores recomputed from its values)."""
+    layout = llm.layout(question, visual, extend)
     end = generation.visual_end(layout.spans)
-    logits, cache = testbed.prefill(layout, chunk=layout.length, kv_cap=cap)
-    full_layout = testbed.layout(item.question, visual, "visual-yarn")
-    _, full = testbed.prefill(
+    logits, cache = llm.prefill(layout, chunk=layout.length, kv_cap=cap)
+    full_layout = llm.layout(question, visual, extend)
+    _, full = llm.prefill(
         generation.Layout(full_layout.embeds[:end], full_layout.spans[:2], full_layout.plan,
-                          full_layout.positions[..., :end], full_layout.visual_window, "visual-yarn"),
+                          full_layout.positions[..., :end], full_layout.visual_window, extend),
         chunk=end,
     )  # fmt: skip
     steps = generation.grid_steps(layout.spans)[:end]
@@ -159,12 +157,30 @@ def test_the_question_attends_to_the_kept_rows_of_the_full_cache(testbed, needle
         keep = rows_to_keep(scores, cap)
         mine.update(k[..., keep, :], v[..., keep, :])
     rest = generation.Layout(full_layout.embeds[end:], full_layout.spans[2:], full_layout.plan,
-                             full_layout.positions[..., end:], full_layout.visual_window, "visual-yarn",
+                             full_layout.positions[..., end:], full_layout.visual_window, extend,
                              offset=end)  # fmt: skip
-    expected, _ = testbed.prefill(rest, cache=by_hand, chunk=rest.length)
+    expected, _ = llm.prefill(rest, cache=by_hand, chunk=rest.length)
+    return logits, expected, cache, layout
+
+
+def test_the_question_attends_to_the_kept_rows_of_the_full_cache(testbed, needle):
+    item, visual = needle
+    logits, expected, cache, layout = _question_over_kept_rows(testbed, item.question, visual, 200, "visual-yarn")
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
-    assert cache.dropped_tokens == visual.count - 1 - cap  # the newline is never dropped
-    assert cache.layers[0].get_seq_length() == layout.length - (visual.count - 1 - cap)
+    assert cache.dropped_tokens == visual.count - 1 - 200  # the newline is never dropped
+    assert cache.layers[0].get_seq_length() == layout.length - (visual.count - 1 - 200)
+
+
+def test_kept_tokens_keep_their_mrope_positions_and_times(tiny_models):
+    """Qwen2.5-VL: the kept rows' keys carry their (t, h, w), t from real time, as in the full
+    cache, and the text after the video continues past the whole video's positions."""
+    llm = tiny_models["qwen2_5_vl"]
+    frames = np.random.default_rng(4).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    visual = llm.encode_video(frames, 16)
+    assert visual.step_positions is not None
+    logits, expected, cache, _ = _question_over_kept_rows(llm, "what is shown ?", visual, 20, "visual-pi")
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert cache.dropped_tokens == visual.count - 20
 
 
 @pytest.fixture(scope="module")
