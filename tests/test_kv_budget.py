@@ -276,3 +276,49 @@ def test_a_quantized_budget_keeps_its_full_precision_rows_short_of_one_small_blo
     fp_row = 3 * 2 * 2 * 32 * 4
     block = budget_block(r.kv_budget_tokens, 4)
     assert r.kv_cache_bytes <= 2**20 + (block + text) * fp_row  # the budget, and rows short of one block
+
+
+@pytest.fixture(scope="module")
+def hour_video(tmp_path_factory):
+    """An hour of procedural video at 2 fps (7,200 frames, 64x64): written in about a second."""
+    from longvid.video.synth import random_scene, write_video
+
+    path = tmp_path_factory.mktemp("hour") / "hour.mp4"
+    write_video(random_scene(0, 7200, width=64, height=64, fps=2), path)
+    return path
+
+
+def test_an_hour_of_video_under_a_budget_from_the_command_line(hour_video, capsys):
+    import json
+
+    from tests.support import run
+
+    question = "what colour is the shape with the marker ?"
+    code, out, err = run(capsys, "ask", hour_video, question, "--frames", 1024, "--kv-budget", "1MiB", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    per_token = 3 * 2 * 2 * 32 * 4  # the testbed: layers x (keys, values) x kv heads x head dim x fp32
+    assert r["frames"] == 1024 and r["timestamps"][-1] > 3590  # the whole hour
+    assert r["kv_budget"] == "1 MiB" and r["kv_budget_tokens"] == 2**20 // per_token
+    assert r["kv_dropped_tokens"] == 1024 * 16 - r["kv_budget_tokens"]
+    text = r["prompt_tokens"] - r["visual_tokens"] + 1 + r["generated_tokens"]
+    assert r["kv_cache_bytes"] == (r["kv_budget_tokens"] + text) * per_token  # the budget, and the text
+    code, out, _ = run(capsys, "ask", hour_video, question, "--frames", 64, "--kv-budget", "1MiB")
+    assert code == 0 and "budget 1 MiB" in out and "dropped" in out
+
+
+def test_an_hour_of_video_under_a_budget_on_a_real_geometry(hub_dirs, hour_video):
+    """Qwen2.5-VL-3B's released config (its processor, M-RoPE with absolute time), random
+    weights, shrunk widths: the budget holds over the hour as on the testbed."""
+    from longvid.models.checkpoint.files import read_checkpoint
+    from longvid.models.checkpoint.registry import from_model
+    from longvid.models.checkpoint.tiny import from_real_config
+
+    files = read_checkpoint(hub_dirs["qwen2_5_vl"])
+    llm = from_model(from_real_config(files.config), files)
+    answer = llm.ask(hour_video, "what happens ?", frames=128, kv_budget=256, max_new_tokens=2)
+    r = answer.report
+    layout = llm.layout("what happens ?", llm.encode_video(hour_video, 128))
+    grid_tokens = int((generation.grid_steps(layout.spans) >= 0).sum())
+    assert r.kv_budget_tokens == 256 and r.kv_dropped_tokens == grid_tokens - 256
+    assert r.timestamps[-1] > 3590
