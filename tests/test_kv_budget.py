@@ -322,3 +322,17 @@ def test_an_hour_of_video_under_a_budget_on_a_real_geometry(hub_dirs, hour_video
     grid_tokens = int((generation.grid_steps(layout.spans) >= 0).sum())
     assert r.kv_budget_tokens == 256 and r.kv_dropped_tokens == grid_tokens - 256
     assert r.timestamps[-1] > 3590
+
+
+def test_a_full_disk_while_spilling_is_one_line(monkeypatch):
+    from longvid.errors import LongvidError
+    from longvid.models.inference.spill import BlockStore
+
+    store = BlockStore("cpu")
+
+    def full(_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.file, "write", full)
+    with pytest.raises(LongvidError, match=r"No space left on device, 0 MiB written.*TMPDIR"):
+        store.put(torch.ones(4, 4))

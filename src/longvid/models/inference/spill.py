@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from longvid.errors import LongvidError
+
 
 class BlockStore:
     """Where spilled blocks live: an unnamed temporary file (deleted when closed, or when the
@@ -34,7 +36,14 @@ class BlockStore:
             return SpilledBlock(self, len(self.host) - 1, tuple(block.shape), block.dtype)
         raw = block.contiguous().view(torch.uint8).numpy().tobytes() if block.numel() else b""
         self.file.seek(self.end)
-        self.file.write(raw)
+        try:
+            self.file.write(raw)
+            self.file.flush()
+        except OSError as e:  # a full disk: said in one line, with where the file was
+            raise LongvidError(
+                f"could not hold the video's tokens for the KV budget in {tempfile.gettempdir()} ({e.strerror}, "
+                f"{self.end / 2**20:.0f} MiB written): free space there or point TMPDIR elsewhere"
+            ) from None
         spilled = SpilledBlock(self, self.end, tuple(block.shape), block.dtype)
         self.end += len(raw)
         return spilled
