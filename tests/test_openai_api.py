@@ -75,6 +75,17 @@ def test_models_and_a_video_by_path_and_by_data_url(live, media, testbed):
     assert by_data.choices[0].message.content == want.text
 
 
+def test_a_kv_budget_by_name_and_in_mm_processor_kwargs(live, media, testbed):
+    want = testbed.ask(str(media / "sample.mp4"), QUESTION, frames=64, kv_budget=256, max_new_tokens=8)
+    assert want.report.kv_dropped_tokens == 64 * 16 - 256
+    content = [video_part(f"file://{media / 'sample.mp4'}"), {"type": "text", "text": QUESTION}]
+    by_name = ask(live, content, frames=64, kv_budget=256)
+    assert by_name.choices[0].message.content == want.text
+    assert by_name.usage.prompt_tokens == want.report.prompt_tokens
+    nested = ask(live, content, mm_processor_kwargs={"frames": 64, "kv_budget": "256"})
+    assert nested.choices[0].message.content == want.text
+
+
 def test_frames_streaming_and_a_follow_up(live, media, testbed):
     from PIL import Image
 
