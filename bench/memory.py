@@ -5,7 +5,8 @@ frames sweep.
 
     python bench/memory.py [--frames 256] [--markdown FILE]
     python bench/memory.py --family qwen3_vl|qwen3_5 [--hub ../shared/hub] [--markdown FILE]
-    python bench/memory.py --frames 256,1024,4096 --configs budget16,budget4 --grid 13 --markdown FILE
+    python bench/memory.py --frames 256,1024,4096 --configs uniform+16bit,budget16,budget4 --grid 13 \
+        --full-up-to 1024 --markdown FILE
 
 ``--frames`` takes several counts (a sweep: every configuration at every count, on an hour-long
 synthetic video at 2 fps, 7,200 frames, made in the run); ``--grid`` the patches a side of one
@@ -154,6 +155,7 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"of {', '.join(CONFIGS)}")
     ap.add_argument("--grid", type=int, default=SIZES["grid"], help="patches a side of one frame")
     ap.add_argument("--budget-frames", type=int, default=256, help="the budget: the KV cache of this many frames")
+    ap.add_argument("--full-up-to", type=int, help="run configurations without a budget only up to this many frames")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -185,6 +187,8 @@ def main() -> None:
             video = ["--video", str(Path(d) / "hour.mp4")]
         for frames in frame_counts:
             for name in names:
+                if args.full_up_to and frames > args.full_up_to and not CONFIGS[name].get("budget"):
+                    continue  # its prefill is quadratic in the frames: hours on this CPU
                 out = subprocess.run(
                     [sys.executable, __file__, "--one", name, "--frames", str(frames), "--model", str(Path(d) / "ov"),
                      "--budget-frames", str(args.budget_frames), *video],
@@ -196,6 +200,8 @@ def main() -> None:
     lines = _markdown(results) if args.markdown else []
     if "uniform+16bit" in names:
         for frames in frame_counts:
+            if ("uniform+16bit", frames) not in results:
+                continue
             base = results["uniform+16bit", frames]
 
             def saved(name: str, key: str, frames: int = frames, base: dict = base) -> float:
@@ -204,7 +210,7 @@ def main() -> None:
             summary = {
                 f"{name}_reduction": {"frames": frames, "measured": saved(name, "peak_beyond_weights"),
                                       "analytic_7b": saved(name, "analytic_7b_beyond_weights")}
-                for name in names if name != "uniform+16bit"
+                for name in names if name != "uniform+16bit" and (name, frames) in results
             }  # fmt: skip
             print("BENCH " + json.dumps(summary))
             lines += [""] + [
