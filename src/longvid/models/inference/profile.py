@@ -19,8 +19,10 @@ from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
 from longvid.models.checkpoint.registry import REFERENCE_7B
 from longvid.models.inference.budget import estimate
+from longvid.models.inference.encoding import encode_video
 from longvid.models.inference.llm import VideoLLM
 from longvid.models.inference.request import AskOptions
+from longvid.models.inference.spill import BlockStore
 
 MIB = 2**20
 
@@ -58,10 +60,11 @@ def profile(
     weights = sum(p.numel() * p.element_size() for p in ad.model.parameters())
     schedule = llm.schedule(o.pooling, o.group, o.high, o.low, o.anchor_mode)
     reducer = None if o.reduce == "none" else Reducer(o.reduce, o.keep)
+    cap = llm.kv_cap(o.kv_budget, kv_bits)  # a KV budget: the pooled blocks spilled, the cache bounded
     # one unrecorded run first: imports, allocator and decoder
     # warm-up would otherwise land in the first row
     warm = llm.encode_video(video, min(frames), schedule, reducer=reducer)
-    llm.prefill(llm.layout(question, warm, extend, consume=True), chunk=prefill_chunk, kv_bits=kv_bits)
+    llm.prefill(llm.layout(question, warm, extend, consume=True), chunk=prefill_chunk, kv_bits=kv_bits, kv_cap=cap)
     del warm
     rows = []
     for n in frames:
@@ -69,12 +72,13 @@ def profile(
         with PeakMemory(ad.device) as total:
             t0 = time.perf_counter()
             with PeakMemory(ad.device) as vision:
-                visual = llm.encode_video(video, n, schedule, reducer=reducer)
+                spill = None if cap is None else BlockStore(ad.device)
+                visual = encode_video(ad, video, n, schedule, reducer=reducer, spill=spill)
             t1 = time.perf_counter()
             n_visual = visual.count
             layout = llm.layout(question, visual, extend, consume=True)
             with PeakMemory(ad.device) as prefill:
-                _, cache = llm.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits)
+                _, cache = llm.prefill(layout, chunk=prefill_chunk, kv_bits=kv_bits, kv_cap=cap)
             t2 = time.perf_counter()
             kv = cache_bytes(cache)
             del cache
@@ -82,7 +86,9 @@ def profile(
         analytic = {}
         if ref is not None:
             tokens = ref.visual_tokens(n, schedule, reducer)
-            analytic = {"visual_tokens": tokens, **estimate(ref, n, tokens, kv_bits=kv_bits).to_dict()}
+            # under a budget: the 7B keeping the same share of the video's tokens
+            ref_cap = None if cap is None else min(tokens, round(tokens * cap / n_visual))
+            analytic = {"visual_tokens": tokens, **estimate(ref, n, tokens, kv_bits=kv_bits, kv_cap=ref_cap).to_dict()}
         rows.append(
             ProfileRow(
                 frames=n,
