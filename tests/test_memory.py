@@ -158,7 +158,8 @@ def test_profile_cli_table_json_plot(tmp_path, capsys):
     assert rows[1]["analytic_7b"]["visual_tokens"] == 16 * 196 + 1
     assert (tmp_path / "p" / "profile.png").stat().st_size > 1000
     # under a KV budget the cache stops growing with the frames: the budget and the text
-    code = main(["profile", "--model", str(model), "--frames", "8,16", "--kv-budget", "16", "--out", str(tmp_path / "b")])
+    args = ["--frames", "8,16", "--kv-budget", "16", "--out", str(tmp_path / "b")]
+    code = main(["profile", "--model", str(model), *args])
     assert code == 0
     rows = json.loads((tmp_path / "b" / "profile.json").read_text())
     assert rows[0]["kv_cache"] == rows[1]["kv_cache"] > 0
