@@ -47,26 +47,45 @@ def test_a_repeated_token_scores_zero_and_a_new_one_its_value_norm():
     novel = torch.randn(2, 1, d)
     values = torch.cat([first, first[:, :1], novel], dim=1)  # step 1: a repeat and a new token
     steps = torch.tensor([0, 0, 0, 1, 1])
-    scores, _ = step_scores(values, steps, None)
+    scores, _ = step_scores(values, steps, steps >= 0, None)
     norms = values.norm(dim=-1).mean(0)
     torch.testing.assert_close(scores[:3], norms[:3])  # no step before: nothing repeated
     assert scores[3].abs() < 1e-5  # the repeat
     unit = torch.nn.functional.normalize(values, dim=-1)
     redundancy = torch.einsum("hd,hjd->hj", unit[:, 4], unit[:, :3]).mean(0).max().clamp(0, 1)
     torch.testing.assert_close(scores[4], (1 - redundancy) * norms[4])
-    text, _ = step_scores(values, torch.tensor([-1, -1, 0, 0, 1]), None)
+    marks = torch.tensor([-1, -1, 0, 0, 1])
+    text, _ = step_scores(values, marks, marks >= 0, None)
     assert math.isinf(text[0]) and math.isinf(text[1])
 
 
 def test_a_step_split_across_chunks_scores_as_in_one_chunk():
     values = torch.randn(2, 12, 4)
     steps = torch.tensor([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1])
-    whole, _ = step_scores(values, steps, None)
+    whole, _ = step_scores(values, steps, steps >= 0, None)
     parts, recent = [], None
     for sl in (slice(0, 5), slice(5, 8), slice(8, 12)):  # steps 1 and 2 each cut in two
-        s, recent = step_scores(values[:, sl], steps[sl], recent)
+        s, recent = step_scores(values[:, sl], steps[sl], steps[sl] >= 0, recent)
         parts.append(s)
     torch.testing.assert_close(torch.cat(parts), whole)
+
+
+def test_a_steps_text_and_cls_rows_go_with_its_grid():
+    values = torch.randn(2, 9, 4)
+    steps = torch.tensor([-1, 0, 0, 0, 0, 1, 1, 1, -1])  # text; step 0: a timestamp, 3 grid rows; step 1 ...
+    grid = torch.tensor([False, False, True, True, True, False, True, True, False])
+    scores, _ = step_scores(values, steps, grid, None)
+    assert scores[1] == scores[2:5].max() and scores[5] == scores[6:8].max()
+    assert math.isinf(scores[0]) and math.isinf(scores[8])
+
+
+def test_chunks_end_with_the_video_and_between_steps():
+    assert generation.chunk_sizes(10, 4, offset=3) == [1, 4, 4, 1]  # aligned as the whole prompt's
+    assert generation.chunk_sizes(10, 4, cut=7) == [4, 3, 3]
+    # steps begin at 2, 5, 8: passes end at the last step start that fits, the video's end at 11
+    assert generation.chunk_sizes(14, 4, cut=11, bounds=[2, 5, 8]) == [2, 3, 3, 3, 3]
+    assert generation.chunk_sizes(14, 8, cut=11, bounds=[2, 5, 8]) == [8, 3, 3]
+    assert generation.chunk_sizes(7, 2, cut=7, bounds=[3]) == [2, 1, 2, 2]  # a step longer than a pass is cut
 
 
 def test_rows_to_keep_keeps_text_and_the_best_visual_rows():
@@ -149,11 +168,11 @@ def _question_over_kept_rows(llm, question, visual, cap, extend):
                           full_layout.positions[..., :end], full_layout.visual_window, extend),
         chunk=end,
     )  # fmt: skip
-    steps = generation.grid_steps(layout.spans)[:end]
+    steps, grid = generation.grid_steps(layout.spans)
     by_hand = BlockKVCache(len(full.layers))
     for mine, theirs in zip(by_hand.layers, full.layers, strict=True):
         k, v = theirs.materialize()
-        scores, _ = step_scores(v[0], steps, None)
+        scores, _ = step_scores(v[0], steps[:end], grid[:end], None)
         keep = rows_to_keep(scores, cap)
         mine.update(k[..., keep, :], v[..., keep, :])
     rest = generation.Layout(full_layout.embeds[end:], full_layout.spans[2:], full_layout.plan,
@@ -210,9 +229,10 @@ def test_the_budget_holds_on_every_family(tiny_models, video):
         answer = llm.ask(video, "what is shown ?", frames=16, kv_budget=24, prefill_chunk=32, max_new_tokens=3)
         r = answer.report
         layout = llm.layout("what is shown ?", llm.encode_video(video, 16))
-        grid_tokens = int((generation.grid_steps(layout.spans) >= 0).sum())  # not timestamps, newlines, CLS
+        # a step's rows: its grid, and its timestamp text (Qwen3) or CLS row (Video-LLaVA); not a newline
+        step_rows = int((generation.grid_steps(layout.spans)[0] >= 0).sum())
         assert r.kv_budget_tokens == 24, family
-        assert r.kv_dropped_tokens == grid_tokens - 24, family
+        assert r.kv_dropped_tokens == step_rows - 24, family
         together = llm.ask(video, ["what is shown ?", "what colour ?"], frames=16, kv_budget=24, prefill_chunk=32,
                            max_new_tokens=3)  # fmt: skip
         assert together[0].token_ids == answer.token_ids, family
@@ -319,8 +339,8 @@ def test_an_hour_of_video_under_a_budget_on_a_real_geometry(hub_dirs, hour_video
     answer = llm.ask(hour_video, "what happens ?", frames=128, kv_budget=256, max_new_tokens=2)
     r = answer.report
     layout = llm.layout("what happens ?", llm.encode_video(hour_video, 128))
-    grid_tokens = int((generation.grid_steps(layout.spans) >= 0).sum())
-    assert r.kv_budget_tokens == 256 and r.kv_dropped_tokens == grid_tokens - 256
+    step_rows = int((generation.grid_steps(layout.spans)[0] >= 0).sum())
+    assert r.kv_budget_tokens == 256 and r.kv_dropped_tokens == step_rows - 256
     assert r.timestamps[-1] > 3590
 
 
@@ -336,3 +356,17 @@ def test_a_full_disk_while_spilling_is_one_line(monkeypatch):
     monkeypatch.setattr(store.file, "write", full)
     with pytest.raises(LongvidError, match=r"No space left on device, 0 MiB written.*TMPDIR"):
         store.put(torch.ones(4, 4))
+
+
+@pytest.mark.parametrize("family", ["qwen3_vl", "qwen3_5", "video_llava"])
+def test_the_cache_stops_growing_with_the_video_where_steps_carry_text_or_cls_rows(tiny_checkpoints, hour_video,
+                                                                                   family):  # fmt: skip
+    """Qwen3's timestamps and Video-LLaVA's CLS rows count against the budget: four times the
+    frames, the same cache (the prompt's text, the budget, one generated token at most)."""
+    from longvid.models import load
+
+    llm = load(tiny_checkpoints[family])
+    held = [llm.ask(hour_video, "what ?", frames=n, kv_budget=48, max_new_tokens=1).report for n in (16, 64)]
+    assert held[1].kv_dropped_tokens > held[0].kv_dropped_tokens > 0
+    row = held[0].kv_cache_bytes / (held[0].prompt_tokens - held[0].kv_dropped_tokens + held[0].generated_tokens)
+    assert abs(held[1].kv_cache_bytes - held[0].kv_cache_bytes) <= row

@@ -13,9 +13,11 @@ and is computed once, when a row enters the cache (no cached row is ever read to
   times into different vectors, and values carry none.
 - ``|v_i|``, the value norm (InfiniPot-V's VaN), separates the tokens that repeat nothing.
 
-Text, per-step text (timestamps) and tokens outside the grids (a newline, a CLS row) are never
-dropped. Kept rows keep their keys as written, rotary position included, so every kept token
-keeps its position (and, for Qwen2.5-VL, its time) and the RoPE plan spans the whole video.
+Text and tokens of no step (a newline after the video) are never dropped; a step's own text
+(Qwen3-VL's timestamps) and extra rows (Video-LLaVA's CLS) take the best score of the step's
+grid rows, so they count against the budget and go when their step does. Kept rows keep their
+keys as written, rotary position included, so every kept token keeps its position (and, for
+Qwen2.5-VL, its time) and the RoPE plan spans the whole video.
 """
 
 from __future__ import annotations
@@ -85,36 +87,49 @@ def parse_kv_budget(value: int | str) -> KVBudget:
     return KVBudget(bytes=size)
 
 
-def step_scores(values: torch.Tensor, steps: torch.Tensor, recent: tuple[torch.Tensor, torch.Tensor] | None):
+def step_scores(
+    values: torch.Tensor,
+    steps: torch.Tensor,
+    grid: torch.Tensor,
+    recent: tuple[torch.Tensor, torch.Tensor] | None,
+):
     """Scores of new cache rows, and the rows to remember for the next chunk.
 
-    ``values``: (kv_heads, n, d) the rows' values; ``steps``: (n,) each row's temporal step, or
-    -1 for a row that is never dropped (scored +inf); ``recent``: (unit values (kv_heads, m, d),
-    their steps (m,)) kept from earlier chunks: the last two steps seen, so that a step split
-    across chunks still finds the step before it. Returns ((n,) float32 scores, new recent)."""
+    ``values``: (kv_heads, n, d) the rows' values; ``steps``: (n,) the temporal step each row
+    belongs to, or -1 for a row that is never dropped (scored +inf); ``grid``: (n,) which rows
+    are grid tokens (scored by redundancy and norm); a step's other rows (its timestamp text,
+    a CLS row) take the best score of its grid rows in the chunk, so they go when their step
+    does. ``recent``: (unit values (kv_heads, m, d), their steps (m,)) of grid rows kept from
+    earlier chunks: the last two steps seen, so that a step split across chunks still finds the
+    step before it. Returns ((n,) float32 scores, new recent)."""
     import torch
 
+    steps, grid = steps.cpu(), grid.cpu()
     unit = torch.nn.functional.normalize(values.float(), dim=-1)
-    norm = values.float().norm(dim=-1).mean(0)  # (n,)
+    norm = values.float().norm(dim=-1).mean(0).cpu()  # (n,)
     scores = torch.full((values.shape[1],), math.inf)
+    mine = grid & (steps >= 0)
+    grid_steps = torch.where(mine, steps, torch.tensor(-1))
     if recent is not None:
-        all_unit, all_steps = torch.cat([recent[0], unit], dim=1), torch.cat([recent[1], steps.cpu()])
+        all_unit, all_steps = torch.cat([recent[0], unit], dim=1), torch.cat([recent[1], grid_steps])
     else:
-        all_unit, all_steps = unit, steps.cpu()
+        all_unit, all_steps = unit, grid_steps
     offset = all_steps.shape[0] - steps.shape[0]
-    steps = steps.cpu()
     for t in torch.unique(steps[steps >= 0]).tolist():
-        rows = (steps == t).nonzero().squeeze(1)
-        before = (all_steps == t - 1).nonzero().squeeze(1) if t > 0 else None  # -1 marks text, not a step
-        if before is not None and before.numel():
-            sim = torch.einsum("hid,hjd->hij", all_unit[:, offset + rows], all_unit[:, before]).mean(0)
-            redundancy = sim.amax(dim=1).clamp(0, 1)
-        else:
-            redundancy = torch.zeros(rows.numel())
-        scores[rows] = ((1 - redundancy) * norm[rows].cpu()).float()
+        rows = (grid_steps == t).nonzero().squeeze(1)
+        if rows.numel():
+            before = (all_steps == t - 1).nonzero().squeeze(1) if t > 0 else None  # -1 marks text, not a step
+            if before is not None and before.numel():
+                sim = torch.einsum("hid,hjd->hij", all_unit[:, offset + rows], all_unit[:, before]).mean(0)
+                redundancy = sim.amax(dim=1).clamp(0, 1).cpu()
+            else:
+                redundancy = torch.zeros(rows.numel())
+            scores[rows] = ((1 - redundancy) * norm[rows]).float()
+        others = ((steps == t) & ~grid).nonzero().squeeze(1)
+        if others.numel() and rows.numel():
+            scores[others] = scores[rows].max()
     last = int(all_steps.max()) if all_steps.numel() else -1
-    keep = all_steps >= last - 1 if last >= 0 else all_steps >= 0
-    keep &= all_steps >= 0
+    keep = (all_steps >= last - 1) & (all_steps >= 0)
     new_recent = (all_unit[:, keep], all_steps[keep]) if bool(keep.any()) else recent
     return scores, new_recent
 

@@ -76,7 +76,7 @@ class BlockKVLayer(CacheLayerMixin):
         # last steps' unit values for scoring the next chunk
         self.track = False
         self.scores = torch.zeros(0)
-        self.incoming_steps: torch.Tensor | None = None
+        self.incoming_steps: tuple[torch.Tensor, torch.Tensor] | None = None
         self.recent = None
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -127,11 +127,11 @@ class BlockKVLayer(CacheLayerMixin):
 
     def _score(self, values: torch.Tensor) -> None:
         n = values.shape[-2]
-        steps = self.incoming_steps
-        if steps is None or steps.shape[0] != n:  # text, generated tokens: never dropped
+        incoming = self.incoming_steps
+        if incoming is None or incoming[0].shape[0] != n:  # text, generated tokens: never dropped
             new = torch.full((n,), math.inf)
         else:
-            new, self.recent = step_scores(values[0], steps, self.recent)
+            new, self.recent = step_scores(values[0], *incoming, self.recent)
         self.scores = torch.cat([self.scores, new])
 
     def compact(self, cap: int) -> int:
@@ -249,11 +249,13 @@ class BlockKVCache(Cache):
                 layer.track = True
                 layer.scores = torch.full((layer.get_seq_length(),), math.inf)
 
-    def expect(self, steps: torch.Tensor | None) -> None:
-        """The temporal step of each row the next forward pass brings (-1: never dropped)."""
+    def expect(self, steps: torch.Tensor | None, grid: torch.Tensor | None = None) -> None:
+        """The temporal step of each row the next forward pass brings (-1: never dropped), and
+        which are grid tokens (default: every row of a step)."""
+        incoming = None if steps is None else (steps, steps >= 0 if grid is None else grid)
         for layer in self.layers:
             if isinstance(layer, BlockKVLayer):
-                layer.incoming_steps = steps
+                layer.incoming_steps = incoming
 
     def compact(self, cap: int) -> int:
         """Each layer keeps at most ``cap`` visual rows (``BlockKVLayer.compact``); returns the

@@ -80,12 +80,11 @@ class VisualSpan:
         return torch.cat(parts)
 
     def step_ids(self) -> torch.Tensor:
-        """(length,) int64: each grid token's temporal step, -1 at per-step text and extra tokens."""
-        mask = self.visual_mask()
-        counts = [h * w if self.kept is None else len(self.kept[t]) for t, (h, w) in enumerate(self.grids)]
-        out = torch.full((mask.shape[0],), -1, dtype=torch.int64)
-        out[mask] = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.int64))
-        return out
+        """(length,) int64: the temporal step each token belongs to (its grid, and its per-step
+        text or extra rows: Qwen3-VL's timestamps, Video-LLaVA's CLS), -1 at the trailing extra."""
+        counts = [self.step_tokens(t) for t in range(len(self.grids))]
+        steps = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.int64))
+        return torch.cat([steps, torch.full((self.extra,), -1, dtype=torch.int64)])
 
     @property
     def length(self) -> int:
@@ -120,18 +119,36 @@ def sequence_length(spans: list[Span]) -> int:
     return sum(s.length for s in spans)
 
 
-def grid_steps(spans: list[Span]) -> torch.Tensor:
-    """(L,) int64: each grid token's temporal step (numbered across the spans' videos), -1 at
-    text and at tokens outside the grids."""
-    out, first = [], 0
+def grid_steps(spans: list[Span]) -> tuple[torch.Tensor, torch.Tensor]:
+    """((L,) int64, (L,) bool): the temporal step each token belongs to, numbered across the
+    spans' videos (-1 at text and at tokens of no step), and which tokens are grid tokens."""
+    steps, grid, first = [], [], 0
     for span in spans:
         if isinstance(span, TextSpan):
-            out.append(torch.full((span.length,), -1, dtype=torch.int64))
+            steps.append(torch.full((span.length,), -1, dtype=torch.int64))
+            grid.append(torch.zeros(span.length, dtype=torch.bool))
             continue
         ids = span.step_ids()
-        out.append(torch.where(ids >= 0, ids + first, ids))
+        steps.append(torch.where(ids >= 0, ids + first, ids))
+        grid.append(span.visual_mask())
         first += len(span.grids)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+    if not steps:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
+    return torch.cat(steps), torch.cat(grid)
+
+
+def step_starts(spans: list[Span]) -> list[int]:
+    """Where each temporal step's tokens begin, in order (positions in the whole sequence)."""
+    out, pos = [], 0
+    for span in spans:
+        if isinstance(span, VisualSpan):
+            for t in range(len(span.grids)):
+                out.append(pos)
+                pos += span.step_tokens(t)
+            pos += span.extra
+        else:
+            pos += span.length
+    return out
 
 
 def visual_end(spans: list[Span]) -> int:

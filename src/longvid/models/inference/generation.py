@@ -22,6 +22,7 @@ from longvid.extend.positions import (
     position_extent,
     positions_1d,
     sequence_length,
+    step_starts,
     visual_end,
     visual_token_count,
 )
@@ -265,8 +266,11 @@ def prefill(
         cache.track()
     embeds, positions = layout.embeds, layout.positions
     length = embeds.shape[0] if isinstance(embeds, torch.Tensor) else sum(int(p.shape[0]) for p in embeds)
-    steps = grid_steps(layout.spans) if kv_cap is not None else None
-    sizes = chunk_sizes(length, chunk, layout.offset, None if kv_cap is None else visual_end(layout.spans))
+    steps, grid = grid_steps(layout.spans) if kv_cap is not None else (None, None)
+    if kv_cap is None:
+        sizes = chunk_sizes(length, chunk, layout.offset)
+    else:  # chunks end with the video, and between temporal steps where a step fits in one
+        sizes = chunk_sizes(length, chunk, cut=visual_end(layout.spans), bounds=step_starts(layout.spans))
     outs = []
     meter = bar(progress, length, "prefill", "token")
     start = 0
@@ -284,7 +288,7 @@ def prefill(
                 n = int(mask.sum())
                 rows, used = layout.deepstack[used : used + n], used + n
             if steps is not None:
-                cache.expect(steps[start:end])
+                cache.expect(steps[start:end], grid[start:end])
             logits = forward(adapter, piece, positions[..., start:end], cache, not all_logits, mask, rows)
             del piece
             if kv_cap is not None:
@@ -338,16 +342,28 @@ def budget_block(kv_cap: int | None, kv_bits: int) -> int:
     return max(DEFAULT_GROUP, min(DEFAULT_BLOCK, kv_cap // 16 // DEFAULT_GROUP * DEFAULT_GROUP))
 
 
-def chunk_sizes(length: int, chunk: int, offset: int = 0, cut: int | None = None) -> list[int]:
+def chunk_sizes(
+    length: int, chunk: int, offset: int = 0, cut: int | None = None, bounds: list[int] | None = None
+) -> list[int]:
     """Rows of each prefill pass over ``length`` tokens. ``offset``: the tokens already cached;
     passes then end where they would had the whole prompt been cut from its start (so a
     question after a shared prefix meets the cache's blocks exactly as it would alone).
-    ``cut`` (a KV budget): passes also end there, and text after a shared prefix starts its own."""
-    if cut is not None:
-        cut = min(cut, length)
-        return _even(cut, chunk) + _even(length - cut, chunk)
-    first = min((chunk - offset % chunk) % chunk, length)
-    return ([first] if first else []) + _even(length - first, chunk)
+    ``cut`` (a KV budget): passes also end there, and text after a shared prefix starts its own;
+    ``bounds``: where temporal steps begin, passes end at the last one that fits (a step whole in
+    one pass keeps its timestamp with its grid)."""
+    if cut is None:
+        first = min((chunk - offset % chunk) % chunk, length)
+        return ([first] if first else []) + _even(length - first, chunk)
+    cut = min(cut, length)
+    sizes, start, ends = [], 0, sorted(b for b in (bounds or []) if 0 < b < cut)
+    while start < cut:
+        end = min(start + chunk, cut)
+        fits = [b for b in ends if start < b <= end]
+        if end < cut and fits:
+            end = fits[-1]
+        sizes.append(end - start)
+        start = end
+    return sizes + _even(length - cut, chunk)
 
 
 def _even(n: int, chunk: int) -> list[int]:
