@@ -29,16 +29,32 @@ def test_budget_forms(given, expected):
     assert AskOptions(kv_budget=given).budget == expected
 
 
-@pytest.mark.parametrize("bad", ["lots", "0", "1.5", "-5MiB", "5 parsecs", True, "0.0000001KiB"])
+@pytest.mark.parametrize(
+    "bad", ["lots", "0", "1.5", "-5MiB", "5 parsecs", True, "0.0000001KiB", "9" * 400, "9" * 400 + "GiB", 10**400]
+)
 def test_malformed_budgets_are_refused_in_one_line(bad):
     with pytest.raises(InvalidRequestError, match="kv_budget"):
         AskOptions(kv_budget=bad)
+
+
+def test_a_budget_is_reported_as_given():
+    assert [parse_kv_budget(v).describe() for v in ("64KiB", "800MB", 4096, "12 tokens")] == [
+        "64KiB", "800MB", "4096 tokens", "12 tokens"
+    ]  # fmt: skip
+
+
+def test_the_prefill_chunk_is_part_of_a_runs_identity_only_under_a_budget():
+    assert "prefill_chunk" not in AskOptions(prefill_chunk=512).identity()
+    assert AskOptions(prefill_chunk=512, kv_budget=4096).identity()["prefill_chunk"] == 512
 
 
 def test_a_size_becomes_tokens_by_what_one_token_costs():
     assert KVBudget(bytes=10_000).cap(bytes_per_token=96.0) == 104
     with pytest.raises(InvalidRequestError, match="holds no token"):
         KVBudget(bytes=50).cap(bytes_per_token=96.0)
+    # quantized (24 bytes a token, 96 unquantized, blocks of 64): up to 63 rows stay unquantized
+    assert KVBudget(bytes=10_000).cap(24.0, 96.0, lambda t: 64) == (10_000 - 63 * 96) // 24 + 63
+    assert KVBudget(bytes=3_000).cap(24.0, 96.0, lambda t: 64) == 31  # all of them in the tail
 
 
 def test_a_repeated_token_scores_zero_and_a_new_one_its_value_norm():
@@ -282,20 +298,46 @@ def test_a_spilled_video_prefills_as_one_held_in_memory(tiny_models, video, fami
     assert cache.dropped_tokens > 0
 
 
-def test_a_quantized_budget_keeps_its_full_precision_rows_short_of_one_small_block(testbed):
+@pytest.mark.parametrize("bits,budget", [(8, "16KiB"), (4, "64KiB"), (2, "256KiB"), (4, "1MiB")])
+def test_a_size_budget_at_a_quantized_width_is_held_in_bytes(testbed, bits, budget):
+    """The rows short of a whole block stay unquantized: the cap counts them so, and the cache
+    holds the budget plus the prompt's text (unquantized rows too, at worst)."""
     from longvid.bundled import SAMPLE_VIDEO
     from longvid.models.inference.generation import budget_block
 
     assert budget_block(4096, 4) == 256 and budget_block(10**6, 4) == 1024 and budget_block(100, 2) == 64
     assert budget_block(4096, 16) == 1024
-    answer = testbed.ask(SAMPLE_VIDEO, "what colour is the shape with the marker ?", frames=256, kv_budget="1MiB",
-                         kv_bits=4)  # fmt: skip
-    r = answer.report
-    assert r.kv_budget_tokens > 2_000  # a 4-bit token costs about a seventh of a 32-bit one
+    r = testbed.ask(SAMPLE_VIDEO, "what colour is the shape with the marker ?", frames=256, kv_budget=budget,
+                    kv_bits=bits).report  # fmt: skip
     text = r.prompt_tokens - r.visual_tokens + 1 + r.generated_tokens
     fp_row = 3 * 2 * 2 * 32 * 4
-    block = budget_block(r.kv_budget_tokens, 4)
-    assert r.kv_cache_bytes <= 2**20 + (block + text) * fp_row  # the budget, and rows short of one block
+    assert r.kv_dropped_tokens > 0 and r.kv_budget == budget
+    assert r.kv_cache_bytes <= parse_kv_budget(budget).bytes + text * fp_row
+
+
+def test_compare_and_chat_keep_the_budget_and_the_video_spilled(testbed, monkeypatch):
+    from longvid.bundled import SAMPLE_VIDEO
+    from longvid.models.inference import generation as gen
+    from longvid.models.inference.compare import compare
+    from longvid.models.inference.spill import SpilledBlock
+
+    rows = compare(testbed, SAMPLE_VIDEO, "what colour ?", [{"frames": 64}], kv_budget=100)
+    assert rows[0][1].report.kv_budget_tokens == 100
+    seen = []
+    prefill = gen.prefill
+
+    def spy(adapter, layout, **kw):
+        seen.append(isinstance(layout.embeds, list) and any(isinstance(p, SpilledBlock) for p in layout.embeds))
+        return prefill(adapter, layout, **kw)
+
+    monkeypatch.setattr(gen, "prefill", spy)
+    session = testbed.chat(SAMPLE_VIDEO, frames=64, kv_budget=100)  # the testbed asks before the video
+    first = session.ask("what colour ?")
+    second = session.ask("which came first ?")
+    assert seen == [True, True]  # each prompt read the spilled video back a block at a time
+    assert first.report.kv_dropped_tokens == second.report.kv_dropped_tokens == 64 * 16 - 100
+    two = testbed.ask(SAMPLE_VIDEO, ["what colour ?", "which came first ?"], frames=64, kv_budget=100)
+    assert seen[2:] == [True, True] and two[0].text == first.text
 
 
 @pytest.fixture(scope="module")
@@ -319,12 +361,12 @@ def test_an_hour_of_video_under_a_budget_from_the_command_line(hour_video, capsy
     r = json.loads(out)
     per_token = 3 * 2 * 2 * 32 * 4  # the testbed: layers x (keys, values) x kv heads x head dim x fp32
     assert r["frames"] == 1024 and r["timestamps"][-1] > 3590  # the whole hour
-    assert r["kv_budget"] == "1 MiB" and r["kv_budget_tokens"] == 2**20 // per_token
+    assert r["kv_budget"] == "1MiB" and r["kv_budget_tokens"] == 2**20 // per_token
     assert r["kv_dropped_tokens"] == 1024 * 16 - r["kv_budget_tokens"]
     text = r["prompt_tokens"] - r["visual_tokens"] + 1 + r["generated_tokens"]
     assert r["kv_cache_bytes"] == (r["kv_budget_tokens"] + text) * per_token  # the budget, and the text
     code, out, _ = run(capsys, "ask", hour_video, question, "--frames", 64, "--kv-budget", "1MiB")
-    assert code == 0 and "budget 1 MiB" in out and "dropped" in out
+    assert code == 0 and "budget 1MiB" in out and "dropped" in out
 
 
 def test_an_hour_of_video_under_a_budget_on_a_real_geometry(hub_dirs, hour_video):

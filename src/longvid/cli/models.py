@@ -107,7 +107,8 @@ def ask(
         from longvid.models.inference.compare import compare as compare_settings
         from longvid.models.inference.compare import table
 
-        common = {"kv_bits": options.kv_bits, "max_new_tokens": options.max_new_tokens, "fast_resize": fast_resize}
+        common = {"kv_bits": options.kv_bits, "max_new_tokens": options.max_new_tokens, "fast_resize": fast_resize,
+                  "kv_budget": options.kv_budget}  # fmt: skip
         results = compare_settings(llm, video, questions[0], progress=interactive() and not as_json, **common)
         if as_json:
             print(json.dumps([{**row, **answer.to_dict()} for row, answer in results]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from longvid.errors import InvalidRequestError
@@ -43,23 +43,39 @@ class KVBudget:
 
     tokens: int | None = None
     bytes: int | None = None
+    given: str = field(default="", compare=False)  # as the user wrote it, for reports
 
-    def cap(self, bytes_per_token: float) -> int:
-        """Visual tokens each layer may hold: the count, or the bytes over what one token
-        costs across all layers (keys, values, quantization scales)."""
+    def cap(self, bytes_per_token: float, full_precision: float | None = None, block=None) -> int:
+        """Visual tokens each layer may hold: the count, or the most tokens whose keys and values
+        fit the bytes across all layers. For a quantized cache (``full_precision``: what a token
+        costs unquantized; ``block(tokens)``: the cache's block size), the rows short of one
+        whole block stay in full precision and are counted as such."""
         if self.tokens is not None:
             return self.tokens
-        cap = int(self.bytes // bytes_per_token)
-        if cap < 1:
+        most = int(self.bytes // bytes_per_token)
+        if full_precision is not None and block is not None:
+
+            def held(t: int) -> float:  # worst case: a block's worth less one row unquantized
+                tail = min(t, block(t) - 1)
+                return (t - tail) * bytes_per_token + tail * full_precision
+
+            low, high = 0, most
+            while low < high:  # the largest t with held(t) <= bytes (held grows with t)
+                mid = (low + high + 1) // 2
+                low, high = (mid, high) if held(mid) <= self.bytes else (low, mid - 1)
+            most = low
+        if most < 1:
             raise InvalidRequestError(
                 f"kv_budget {self.describe()} holds no token (one costs {bytes_per_token:,.0f} bytes in the cache)"
             )
-        return cap
+        return most
 
     def describe(self) -> str:
+        if self.given:
+            return self.given
         if self.tokens is not None:
             return f"{self.tokens} tokens"
-        return f"{self.bytes / 2**20:.0f} MiB" if self.bytes >= 2**20 else f"{self.bytes} bytes"
+        return f"{self.bytes} bytes"
 
 
 def parse_kv_budget(value: int | str) -> KVBudget:
@@ -68,23 +84,28 @@ def parse_kv_budget(value: int | str) -> KVBudget:
     if isinstance(value, bool):
         raise InvalidRequestError(f"kv_budget must be tokens or a size such as 512MiB (got {value!r})")
     if isinstance(value, int):
-        number, unit = float(value), ""
-    else:
-        match = _FORM.match(str(value))
-        if not match or match.group(2).lower() not in _UNITS:
-            raise InvalidRequestError(
-                f"kv_budget must be a token count (4096) or a size (512MiB, 1.5GiB, 800MB) (got {value!r})"
-            )
-        number, unit = float(match.group(1)), match.group(2).lower()
+        if value > 10**15:
+            raise InvalidRequestError(f"kv_budget is too large (got {value!r:.40})")
+        if value < 1:
+            raise InvalidRequestError(f"kv_budget in tokens must be a whole number >= 1 (got {value!r})")
+        return KVBudget(tokens=value, given=f"{value} tokens")
+    match = _FORM.match(str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise InvalidRequestError(
+            f"kv_budget must be a token count (4096) or a size (512MiB, 1.5GiB, 800MB) (got {value!r})"
+        )
+    number, unit = match.group(1), match.group(2).lower()
+    if len(number) > 16:  # beyond any memory there is (and beyond a float's range)
+        raise InvalidRequestError(f"kv_budget is too large (got {value!r:.40})")
     scale = _UNITS[unit]
     if scale is None:
-        if number != int(number) or number < 1:
+        if "." in number or int(number) < 1:
             raise InvalidRequestError(f"kv_budget in tokens must be a whole number >= 1 (got {value!r})")
-        return KVBudget(tokens=int(number))
-    size = math.floor(number * scale)
+        return KVBudget(tokens=int(number), given=f"{int(number)} tokens")
+    size = math.floor(float(number) * scale)
     if size < 1:
         raise InvalidRequestError(f"kv_budget must be more than 0 bytes (got {value!r})")
-    return KVBudget(bytes=size)
+    return KVBudget(bytes=size, given=f"{number}{match.group(2)}")
 
 
 def step_scores(

@@ -113,7 +113,8 @@ def lay_out(
     visual_window: int | None = None,
     consume: bool = False,
 ) -> Layout:
-    """Text + video + text as the family's prompt puts them, positioned for ``extend``.
+    """Text + video + text as the family's prompt puts them, positioned for ``extend``
+    (``embeds`` one tensor, or pieces when consumed or when the video's blocks are spilled).
     ``visual_window`` defaults to the checkpoint's W_v for this video's grid. With
     ``consume`` the visual blocks are handed over (``visual.blocks`` is emptied) so the
     prompt does not outlive the prefill (at 256 frames it is a fifth of the KV cache)."""
@@ -129,7 +130,10 @@ def lay_out(
     spans: list[Span] = [TextSpan(len(prefix)), visual_span(visual), TextSpan(len(suffix))]
     window = visual_window or adapter.visual_window(visual.native_grid)
     plan, positions = plan_and_positions(adapter, spans, extend, window)
-    embeds = pieces if consume else torch.cat([load(p) for p in pieces], dim=0)
+    # a spilled video stays a list of its pieces (fresh, for the prefill to consume): read back
+    # one block at a time, never joined
+    spilled = any(isinstance(p, SpilledBlock) for p in pieces)
+    embeds = pieces if consume or spilled else torch.cat(pieces, dim=0)
     return Layout(embeds, spans, plan, positions, window, extend, 0, *deepstack_of(spans, visual))
 
 

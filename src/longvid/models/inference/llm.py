@@ -136,7 +136,13 @@ class VideoLLM:
         hold on this model at ``kv_bits``; None for no budget."""
         if kv_budget is None:
             return None
-        return parse_kv_budget(kv_budget).cap(kv_bytes_per_token(geometry_of(self), kv_bits))
+        geo = geometry_of(self)
+        quantized = kv_bits != 16  # rows short of a whole block stay unquantized: counted so
+        return parse_kv_budget(kv_budget).cap(
+            kv_bytes_per_token(geo, kv_bits),
+            kv_bytes_per_token(geo, 16) if quantized else None,
+            (lambda tokens: generation.budget_block(tokens, kv_bits)) if quantized else None,
+        )
 
     def decode(self, first_logits: torch.Tensor, cache: BlockKVCache, layout: Layout, max_new_tokens: int) -> list[int]:
         """Greedy decoding after ``prefill`` (``generation.decode``)."""

@@ -200,8 +200,10 @@ class AskOptions:
         return "fixed" if self.rearrange != "none" else DEFAULT_ANCHORS
 
     def identity(self) -> dict[str, Any]:
-        """What changes the answers: every field but those that only change how fast."""
-        fast = {"chunk_frames", "prefill_chunk"}
+        """What changes the answers: every field but those that only change how fast
+        (``prefill_chunk`` does change them under a KV budget)."""
+        # under a KV budget the chunks decide when the cache is compacted: then they change answers
+        fast = {"chunk_frames"} | ({"prefill_chunk"} if self.kv_budget is None else set())
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in fast}
 
     def to_dict(self) -> dict[str, Any]:

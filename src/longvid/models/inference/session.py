@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import torch
-
 from longvid.extend.kvcache import cache_bytes, kv_backend
 from longvid.extend.reduce import Reducer
 from longvid.memory import PeakMemory
@@ -24,7 +22,7 @@ from longvid.models.inference.generation import Layout
 from longvid.models.inference.request import AskOptions, check_question
 from longvid.models.inference.results import Answer, Report, VisualTokens
 from longvid.models.inference.sampling import plan_sampling
-from longvid.models.inference.spill import BlockStore, load
+from longvid.models.inference.spill import BlockStore, on
 from longvid.progress import Progress
 
 History = tuple[tuple[str, str], ...]
@@ -168,9 +166,11 @@ class VideoSession:
         spans = [generation.TextSpan(len(before)), generation.visual_span(self.visual), generation.TextSpan(len(after))]
         plan, positions = generation.plan_and_positions(ad, spans, o.extend, self.window)
         pre, post = generation.embed_ids(ad, before), generation.embed_ids(ad, after)
-        pieces = [pre, *(load(b).to(ad.device, pre.dtype) for b in blocks), post]
+        # a fresh list of the pieces for the prefill to consume: the video's blocks (spilled ones
+        # read back one at a time) stay the session's for the next prompt
+        pieces = [pre, *(on(b, ad.device, pre.dtype) for b in blocks), post]
         mask, deepstack = generation.deepstack_of(spans, self.visual)
-        return Layout(torch.cat(pieces), spans, plan, positions, self.window, o.extend, 0, mask, deepstack)
+        return Layout(pieces, spans, plan, positions, self.window, o.extend, 0, mask, deepstack)
 
     def _answer(self, layout: Layout, tokens: list[int], held: int, shared: int, seconds: dict, dropped: int, *,
                 peak: int):  # fmt: skip
