@@ -273,8 +273,10 @@ def prefill(
     steps, grid = grid_steps(layout.spans) if kv_cap is not None else (None, None)
     if kv_cap is None:
         sizes = chunk_sizes(length, chunk, layout.offset)
-    else:  # chunks end with the video, and between temporal steps where a step fits in one
-        sizes = chunk_sizes(length, chunk, cut=visual_end(layout.spans), bounds=step_starts(layout.spans))
+    else:  # chunks end with the video; where steps carry text or CLS rows, between steps too
+        carried = any(isinstance(sp, VisualSpan) and (sp.step_text or sp.step_extra) for sp in layout.spans)
+        bounds = step_starts(layout.spans) if carried else None
+        sizes = chunk_sizes(length, chunk, cut=visual_end(layout.spans), bounds=bounds)
     outs = []
     meter = bar(progress, length, "prefill", "token")
     start = 0
