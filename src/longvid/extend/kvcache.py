@@ -137,34 +137,44 @@ class BlockKVLayer(CacheLayerMixin):
     def compact(self, cap: int) -> int:
         """Keep every never-dropped row and the ``cap`` best-scored visual rows (``kvbudget``);
         returns how many rows were dropped. Blocks before the first dropped row stay as they
-        are; from there the kept rows are re-blocked one block at a time (a quantized block is
-        dequantized, gathered and quantized again: values exactly, keys on their new groups'
-        grid), so no full-precision copy of the cache is made."""
+        are; from there the old blocks are read one at a time (a quantized block dequantized),
+        their kept rows gathered, and new blocks written as they fill (quantized again: values
+        exactly, keys on their new groups' grid), each old block released once read: the
+        compaction holds about two blocks beyond the cache, never a copy of it."""
         if not self.is_initialized:
             return 0
         keep = rows_to_keep(self.scores, cap)
         if keep is None:
             return 0
         first_drop = int((~keep).nonzero()[0, 0])
-        kept_blocks, start = [], 0
-        for k, v in self.blocks:
-            size = self._rows(k)
-            if start + size > first_drop:
-                break
-            kept_blocks.append((k, v))
-            start += size
-        rest_keys, rest_values = [], []
-        for seg_start, k, v in self.segments():
-            if seg_start + k.shape[-2] <= start:
-                continue
-            index = keep[seg_start : seg_start + k.shape[-2]].nonzero().squeeze(1).to(k.device)
-            rest_keys.append(k.index_select(-2, index))
-            rest_values.append(v.index_select(-2, index))
+        old, self.blocks, start = self.blocks, [], 0
+        while old and start + self._rows(old[0][0]) <= first_drop:  # untouched: kept as they are
+            start += self._rows(old[0][0])
+            self.blocks.append(old.pop(0))
+        self.blocked_tokens = start
+        tail_keys, tail_values = self.keys, self.values
+        self.keys = self.values = None
+        staged_k: list[torch.Tensor] = []
+        staged_v: list[torch.Tensor] = []
+        pos = start
+        while old or tail_keys is not None:
+            if old:
+                k, v = old.pop(0)  # released from the list: freed once gathered
+                if isinstance(k, Quantized):
+                    k, v = dequantize(k), dequantize(v)
+            else:
+                k, v, tail_keys, tail_values = tail_keys, tail_values, None, None
+            index = keep[pos : pos + k.shape[-2]].nonzero().squeeze(1).to(k.device)
+            pos += k.shape[-2]
+            staged_k.append(k.index_select(-2, index))
+            staged_v.append(v.index_select(-2, index))
             del k, v
-        keys, values = torch.cat(rest_keys, dim=-2), torch.cat(rest_values, dim=-2)
-        del rest_keys, rest_values
-        self.blocks, self.blocked_tokens = kept_blocks, start
-        self.keys, self.values = keys, values
+            if sum(t.shape[-2] for t in staged_k) >= self.block:
+                self.keys, self.values = torch.cat(staged_k, dim=-2), torch.cat(staged_v, dim=-2)
+                staged_k, staged_v = [], []
+                self.flush()  # whole blocks stored; the rest stays the tail
+                staged_k, staged_v = [self.keys], [self.values]
+        self.keys, self.values = torch.cat(staged_k, dim=-2), torch.cat(staged_v, dim=-2)
         self.flush()
         dropped = int((~keep).sum())
         self.scores = self.scores[keep]
