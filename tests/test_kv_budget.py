@@ -14,7 +14,7 @@ from longvid.errors import InvalidRequestError
 from longvid.extend.kvbudget import KVBudget, parse_kv_budget, rows_to_keep, step_scores
 from longvid.extend.kvcache import BlockKVCache
 from longvid.extend.quantize import dequantize, quantize
-from longvid.models.inference import generation
+from longvid.models.inference import chunks, generation
 from longvid.models.inference.request import AskOptions
 
 
@@ -96,12 +96,12 @@ def test_a_steps_text_and_cls_rows_go_with_its_grid():
 
 
 def test_chunks_end_with_the_video_and_between_steps():
-    assert generation.chunk_sizes(10, 4, offset=3) == [1, 4, 4, 1]  # aligned as the whole prompt's
-    assert generation.chunk_sizes(10, 4, cut=7) == [4, 3, 3]
+    assert chunks.chunk_sizes(10, 4, offset=3) == [1, 4, 4, 1]  # aligned as the whole prompt's
+    assert chunks.chunk_sizes(10, 4, cut=7) == [4, 3, 3]
     # steps begin at 2, 5, 8: passes end at the last step start that fits, the video's end at 11
-    assert generation.chunk_sizes(14, 4, cut=11, bounds=[2, 5, 8]) == [2, 3, 3, 3, 3]
-    assert generation.chunk_sizes(14, 8, cut=11, bounds=[2, 5, 8]) == [8, 3, 3]
-    assert generation.chunk_sizes(7, 2, cut=7, bounds=[3]) == [2, 1, 2, 2]  # a step longer than a pass is cut
+    assert chunks.chunk_sizes(14, 4, cut=11, bounds=[2, 5, 8]) == [2, 3, 3, 3, 3]
+    assert chunks.chunk_sizes(14, 8, cut=11, bounds=[2, 5, 8]) == [8, 3, 3]
+    assert chunks.chunk_sizes(7, 2, cut=7, bounds=[3]) == [2, 1, 2, 2]  # a step longer than a pass is cut
 
 
 def test_rows_to_keep_keeps_text_and_the_best_visual_rows():
@@ -303,7 +303,7 @@ def test_a_size_budget_at_a_quantized_width_is_held_in_bytes(testbed, bits, budg
     """The rows short of a whole block stay unquantized: the cap counts them so, and the cache
     holds the budget plus the prompt's text (unquantized rows too, at worst)."""
     from longvid.bundled import SAMPLE_VIDEO
-    from longvid.models.inference.generation import budget_block
+    from longvid.models.inference.chunks import budget_block
 
     assert budget_block(4096, 4) == 256 and budget_block(10**6, 4) == 1024 and budget_block(100, 2) == 64
     assert budget_block(4096, 16) == 1024

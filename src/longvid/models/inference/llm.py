@@ -30,7 +30,7 @@ from longvid.extend.kvcache import BlockKVCache
 from longvid.extend.pooling import DEFAULT_ANCHORS, Schedule
 from longvid.extend.reduce import Reducer
 from longvid.models.families.adapter import FamilyAdapter
-from longvid.models.inference import encoding, generation
+from longvid.models.inference import chunks, encoding, generation
 from longvid.models.inference.budget import Estimate, estimate, geometry_of, guard, kv_bytes_per_token
 from longvid.models.inference.encoding import Video
 from longvid.models.inference.generation import Layout
@@ -141,7 +141,7 @@ class VideoLLM:
         return parse_kv_budget(kv_budget).cap(
             kv_bytes_per_token(geo, kv_bits),
             kv_bytes_per_token(geo, 16) if quantized else None,
-            (lambda tokens: generation.budget_block(tokens, kv_bits)) if quantized else None,
+            (lambda tokens: chunks.budget_block(tokens, kv_bits)) if quantized else None,
         )
 
     def decode(self, first_logits: torch.Tensor, cache: BlockKVCache, layout: Layout, max_new_tokens: int) -> list[int]:
