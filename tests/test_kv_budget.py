@@ -412,3 +412,21 @@ def test_the_cache_stops_growing_with_the_video_where_steps_carry_text_or_cls_ro
     assert held[1].kv_dropped_tokens > held[0].kv_dropped_tokens > 0
     row = held[0].kv_cache_bytes / (held[0].prompt_tokens - held[0].kv_dropped_tokens + held[0].generated_tokens)
     assert abs(held[1].kv_cache_bytes - held[0].kv_cache_bytes) <= row
+
+
+def test_two_requests_at_once_with_and_without_a_budget(testbed):
+    """Budgets are the request's: a budgeted and an unbudgeted ask on one model, at once, each
+    equal to asking alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from longvid.bundled import SAMPLE_VIDEO
+
+    question = "what colour is the shape with the marker ?"
+    settings = [dict(frames=64, kv_budget=100), dict(frames=64), dict(frames=64, kv_budget="64KiB", kv_bits=4)]
+    alone = [testbed.ask(SAMPLE_VIDEO, question, **o).report for o in settings]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(testbed.ask, SAMPLE_VIDEO, question, **o) for o in settings]
+        together = [f.result().report for f in futures]
+    for a, b in zip(alone, together, strict=True):
+        assert (a.kv_dropped_tokens, a.kv_cache_bytes, a.kv_budget) == (b.kv_dropped_tokens, b.kv_cache_bytes, b.kv_budget)
+    assert together[1].kv_dropped_tokens == 0 and together[0].kv_dropped_tokens == 64 * 16 - 100
