@@ -224,11 +224,14 @@ def test_two_process_ddp_ranks_hold_identical_weights_and_fsdp_matches(data, tmp
         assert torch.equal(saved["video.head.weight"], a["video.head.weight"])
         assert len(losses(tmp_path / mode)) == 3
         weights[mode] = a
-    # sharded training computes what replicated training does (up to float summation order,
-    # which Adam's normalisation amplifies for near-zero gradients)
+    # sharded training computes what replicated training does, up to float summation order: Adam
+    # normalises each gradient, so an element whose gradient is near zero can move by up to
+    # 2 x lr a step either way (one of ~100k elements once moved 1.7e-4 in CI); any real
+    # difference (a wrong shard, a missed reduction) moves a large share of the elements
     assert weights["fsdp"].keys() == weights["ddp"].keys()
-    for k, v in weights["ddp"].items():
-        torch.testing.assert_close(weights["fsdp"][k], v, rtol=1e-3, atol=1e-4)
+    diffs = torch.cat([(weights["fsdp"][k] - v).abs().flatten().float() for k, v in weights["ddp"].items()])
+    assert (diffs > 1e-4).float().mean() < 1e-3, f"{int((diffs > 1e-4).sum())} of {diffs.numel()} elements differ"
+    assert diffs.max() <= 2 * 2e-3 * 3  # 2 x lr x steps
 
 
 def test_eval_reports_recall_and_order_accuracy(data, tmp_path):
