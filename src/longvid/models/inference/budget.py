@@ -161,10 +161,8 @@ def geometry_of(llm, grid: tuple[int, int] | None = None) -> Geometry:
 def kv_bytes_per_token(geo: Geometry, kv_bits: int) -> float:
     """What one token costs in the KV cache across the layers that keep keys and values, in
     the model's dtype (scales and zeros included when quantized)."""
-    layers, per = geo.kv_layers or geo.layers, 1024
-    if kv_bits == 16:
-        return 2 * layers * geo.kv_heads * geo.head_dim * geo.bytes_per_value
-    return kv_bytes(layers, geo.kv_heads, geo.head_dim, per, kv_bits, scale_bytes=geo.bytes_per_value) / per
+    per = 1024  # whole quantization groups
+    return _kv(geo, per, kv_bits) / per
 
 
 def available_bytes(device: str | torch.device) -> int:
